@@ -1,0 +1,1 @@
+"""sam2-onnx: export SAM 2 to ONNX, prove parity, run without torch."""

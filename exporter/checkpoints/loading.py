@@ -1,0 +1,252 @@
+"""Load official SAM 2 checkpoints strictly, detect which variant a file is, make random weights.
+
+Official checkpoints are ``torch.save({"model": state_dict})`` zip files. They are read with
+``torch.load(weights_only=True)`` so a pickle that would run code is refused, and every key and
+shape must match the requested variant exactly (no silent partial loads). When they do not, the
+file's real variant is named, detected from its tensor shapes: trunk width, trunk depth and the
+keys only SAM 2.1 has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import os
+import pickletools
+import shutil
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from ..digests import sha256_file
+from ..errors import CheckpointError, OutputExistsError
+from ..variants import Variant, all_variants
+
+# Keys that exist only in SAM 2.1 models (added with the 2.1 release's object-pointer changes).
+_SAM21_ONLY = "no_obj_embed_spatial"
+_PATCH = "image_encoder.trunk.patch_embed.proj.weight"  # [embed_dim, 3, 7, 7]
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a model's weights came from, as recorded in manifests and reports."""
+
+    kind: str                    # "checkpoint" | "random"
+    state_dict_sha256: str       # digest of the tensors themselves (see state_dict_digest)
+    file_sha256: str | None = None
+    path: str | None = None
+    seed: int | None = None
+
+
+def state_dict_digest(sd: StateDict) -> str:
+    """sha256 over sorted names, dtypes, shapes and raw bytes: equal iff the weights are equal."""
+    h = hashlib.sha256()
+    for name in sorted(sd):
+        t = sd[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _pickle_globals(path: Path, limit: int = 64 << 20) -> list[str] | None:
+    """Globals a plain pickle would import, found by disassembling it (nothing is executed).
+
+    None when the bytes are not a parseable pickle at all.
+    """
+    names, strings = [], []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(io.BytesIO(f.read(limit))):
+                if op.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # any parse failure means "not a pickle"
+        return None
+    return names
+
+
+def _describe_load_failure(path: Path, exc: BaseException) -> str:
+    text = str(exc)
+    if "failed finding central directory" in text or "failed reading zip archive" in text:
+        return f"{path}: truncated or corrupt checkpoint (broken zip archive); download it again"
+    if zipfile.is_zipfile(path):
+        return f"{path}: a zip archive, but not a PyTorch checkpoint (no data.pkl record)"
+    imports = _pickle_globals(path)
+    if imports is None:
+        return f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)"
+    unsafe = [n for n in imports if not n.startswith(("torch.", "collections.OrderedDict"))]
+    if unsafe:
+        return (f"{path}: refused: its pickle would import {unsafe[0]} and run code, which "
+                "weights-only loading forbids; only official checkpoints ({'model': state_dict}) load")
+    return f"{path}: not a PyTorch checkpoint ({exc.__class__.__name__}: {text.splitlines()[0][:120]})"
+
+
+def read_checkpoint(path: Path) -> StateDict:
+    """Read ``{"model": state_dict}`` from ``path`` without executing code; CheckpointError if not."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    # mmap keeps large checkpoints out of RSS; only zip-format files support it.
+    mmap = zipfile.is_zipfile(path)
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we explain
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # torch raises many types here; all mean "not a checkpoint"
+        raise CheckpointError(_describe_load_failure(path, exc)) from exc
+    if not isinstance(obj, dict) or "model" not in obj:
+        got = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{path}: not an official SAM 2 checkpoint: expected a dict with key "
+                              f"'model' holding the state dict, got {got}")
+    sd = obj["model"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
+    return sd
+
+
+def _hiera_defaults() -> dict:
+    from sam2.modeling.backbones.hieradet import Hiera
+
+    params = inspect.signature(Hiera.__init__).parameters
+    return {"embed_dim": params["embed_dim"].default, "stages": params["stages"].default}
+
+
+@cache
+def _config_fingerprint(sam2_config: str) -> tuple[int, int, bool]:
+    """(trunk embed_dim, trunk blocks, is SAM 2.1) read from a sam2 hydra config."""
+    import sam2  # noqa: F401  (importing sam2 registers its configs with hydra)
+    from hydra import compose
+
+    model_cfg = compose(config_name=sam2_config).model
+    trunk = {**_hiera_defaults(), **model_cfg.image_encoder.trunk}
+    return int(trunk["embed_dim"]), int(sum(trunk["stages"])), bool(model_cfg.get(_SAM21_ONLY, False))
+
+
+def _state_dict_fingerprint(sd: StateDict) -> tuple[int, int, bool] | None:
+    if _PATCH not in sd:
+        return None
+    blocks = {k.split(".")[3] for k in sd if k.startswith("image_encoder.trunk.blocks.")}
+    return int(sd[_PATCH].shape[0]), len(blocks), _SAM21_ONLY in sd
+
+
+def detect_variant(sd: StateDict) -> Variant | None:
+    """The variant whose architecture the state dict's shapes describe, or None."""
+    fp = _state_dict_fingerprint(sd)
+    for variant in all_variants():
+        if fp is not None and _config_fingerprint(variant.sam2_config) == fp:
+            return variant
+    return None
+
+
+def build_model(variant: Variant) -> torch.nn.Module:
+    """The official SAM2Base for ``variant`` on CPU in eval mode, default (unseeded) init."""
+    from sam2.build_sam import build_sam2
+
+    return build_sam2(variant.sam2_config, None, device="cpu", mode="eval")
+
+
+def _mismatch_summary(model_sd: StateDict, sd: StateDict) -> str:
+    missing = sorted(set(model_sd) - set(sd))
+    extra = sorted(set(sd) - set(model_sd))
+    shapes = [k for k in model_sd if k in sd and model_sd[k].shape != sd[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(sd[k].shape)} "
+                     f"vs model {tuple(model_sd[k].shape)})")
+    return ", ".join(parts)
+
+
+def load_into(model: torch.nn.Module, variant: Variant, sd: StateDict, origin: str) -> None:
+    """Strictly load ``sd`` into ``model``; on mismatch name the variant the weights really are."""
+    model_sd = model.state_dict()
+    summary = _mismatch_summary(model_sd, sd)
+    if summary:
+        actual = detect_variant(sd)
+        if actual is not None and actual.name != variant.name:
+            raise CheckpointError(f"{origin} is a {actual.name} checkpoint, not {variant.name}; "
+                                  f"use variant {actual.name}")
+        raise CheckpointError(f"{origin} does not match {variant.name}: {summary}")
+    model.load_state_dict(sd, strict=True)
+
+
+def load_checkpoint(variant: Variant, path: Path) -> tuple[torch.nn.Module, WeightsSource]:
+    """Build ``variant`` and load the official checkpoint at ``path`` into it, strictly."""
+    sd = read_checkpoint(path)
+    model = build_model(variant)
+    load_into(model, variant, sd, str(path))
+    return model, WeightsSource("checkpoint", state_dict_digest(sd), sha256_file(path), str(path))
+
+
+def random_model(variant: Variant, seed: int = 0) -> tuple[torch.nn.Module, WeightsSource]:
+    """``variant`` with sam2's own initialisation under ``torch.manual_seed(seed)``.
+
+    The global RNG is forked so callers' random state is untouched; the same seed gives the
+    same weights (same state_dict_digest) in any process on CPU.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(variant)
+    return model, WeightsSource("random", state_dict_digest(model.state_dict()), seed=seed)
+
+
+def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False) -> str:
+    """Write ``{"model": state_dict}`` atomically (official format); returns the file's sha256."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} already exists; use --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # torch.save names the zip's records after the file's stem, so the temporary file keeps
+    # the final name (inside a hidden temp dir): same weights -> byte-identical file.
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        torch.save({"model": model.state_dict()}, tmp_dir / path.name)
+        os.replace(tmp_dir / path.name, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return sha256_file(path)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    variant: Variant | None
+    parameters: int            # elements of the model's nn.Parameters found in the file
+    tensors: int
+    elements: int              # all tensor elements, buffers included
+    file_bytes: int
+    file_sha256: str
+    state_dict_sha256: str
+    problem: str | None        # why it does not load into the detected variant, if it does not
+
+
+def inspect_checkpoint(path: Path) -> CheckpointInfo:
+    """Read a checkpoint, detect its variant and verify it loads strictly into that variant."""
+    sd = read_checkpoint(path)
+    variant = detect_variant(sd)
+    problem, parameters = None, 0
+    if variant is None:
+        problem = "its tensor shapes match no known variant"
+    else:
+        model = build_model(variant)
+        problem = _mismatch_summary(model.state_dict(), sd) or None
+        parameters = sum(sd[n].numel() for n, _ in model.named_parameters() if n in sd)
+    return CheckpointInfo(Path(path), variant, parameters, len(sd), sum(t.numel() for t in sd.values()),
+                          Path(path).stat().st_size, sha256_file(path), state_dict_digest(sd), problem)

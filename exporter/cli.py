@@ -1,0 +1,160 @@
+"""``sam2-onnx`` command line: parses options, calls library functions, maps errors to exits.
+
+Every failure a user can fix is a :class:`~exporter.errors.Sam2OnnxError`: one line on stderr
+and its exit code (1 usage/input, 3 integrity, 4 download); ``--debug`` shows the traceback.
+torch and sam2 are imported inside the commands that need them, so ``--help``, ``variants``
+and ``fetch`` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .errors import Sam2OnnxError
+
+_VARIANT_HELP = "variant name (sam2.1_hiera_tiny, sam2_hiera_large, ...) or alias tiny|small|base_plus|large"
+
+
+class _Group(click.Group):
+    """Turns Sam2OnnxError into a one-line message and its exit code (unless --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Sam2OnnxError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="sam2-onnx-exporter")
+def cli(debug: bool) -> None:
+    """Export SAM 2 / SAM 2.1 to ONNX, prove parity with PyTorch, run it without torch."""
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+@cli.command()
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Lock file to read (default: checkpoints.lock in the repo).")
+def variants(lock_path: Path | None) -> None:
+    """List the variants: name, alias, parameters, checkpoint file and size."""
+    from .checkpoints.lock import read_lock
+    from .variants import all_variants
+
+    lock = read_lock(lock_path)
+    rows = [("variant", "alias", "parameters", "checkpoint", "size", "sha256")]
+    for v in all_variants():
+        entry = lock.get(v.checkpoint)
+        rows.append((
+            v.name,
+            ",".join(v.aliases) or "-",
+            f"{v.parameters / 1e6:.1f} M",
+            entry.filename if entry else "(no lock entry)",
+            _human_bytes(entry.bytes) if entry and entry.bytes else "unknown",
+            entry.sha256[:12] if entry and entry.pinned else "unpinned",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if i == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+@cli.command()
+@click.argument("variant")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("checkpoints"),
+              show_default=True, help="Directory to download into.")
+@click.option("--base-url", envvar="SAM2_ONNX_BASE_URL", show_envvar=True,
+              help="Mirror to download from; the lock's file name is appended to it.")
+@click.option("--pin", is_flag=True, help="Accept an entry with no digest and record what was downloaded in the lock.")
+@click.option("--force", is_flag=True, help="Replace an existing file that does not match the lock.")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Lock file to use (default: checkpoints.lock in the repo).")
+@click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True,
+              help="Resume attempts after a dropped connection.")
+def fetch(variant: str, dest: Path, base_url: str | None, pin: bool, force: bool,
+          lock_path: Path | None, retries: int) -> None:
+    """Download VARIANT's official checkpoint, resuming, verifying size and sha256."""
+    from .checkpoints.fetch import fetch as do_fetch
+
+    result = do_fetch(variant, dest, base_url=base_url, pin=pin, force=force, lock_path=lock_path,
+                      progress=True, retries=retries)
+    verb = "downloaded" if result.downloaded else "already present, verified"
+    if result.resumed_from:
+        verb += f" (resumed at {result.resumed_from} bytes)"
+    click.echo(f"{result.path}: {verb}, {result.bytes} bytes, sha256 {result.sha256}")
+    if result.pinned:
+        click.echo(f"pinned {result.sha256} ({result.bytes} bytes) into {lock_path or 'checkpoints.lock'}")
+
+
+@cli.command(name="inspect")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+def inspect_cmd(checkpoint: Path) -> None:
+    """Detect CHECKPOINT's variant; print its parameter count and digests."""
+    from .checkpoints.loading import inspect_checkpoint
+
+    info = inspect_checkpoint(checkpoint)
+    click.echo(f"file          {info.path} ({info.file_bytes} bytes)")
+    click.echo(f"sha256        {info.file_sha256}")
+    click.echo(f"variant       {info.variant.name if info.variant else 'unknown'}")
+    click.echo(f"parameters    {info.parameters:,}")
+    click.echo(f"tensors       {info.tensors} ({info.elements:,} elements incl. buffers)")
+    click.echo(f"weights sha   {info.state_dict_sha256}  (state-dict digest)")
+    if info.problem:
+        raise CheckpointProblem(f"{checkpoint}: does not load strictly: {info.problem}")
+
+
+class CheckpointProblem(Sam2OnnxError):
+    """inspect found a checkpoint that no variant loads strictly."""
+
+
+@cli.command(name="random-checkpoint")
+@click.argument("variant")
+@click.option("--seed", type=int, default=0, show_default=True, help="torch.manual_seed before sam2's init.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the official-format checkpoint ({'model': state_dict}).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
+    """Build VARIANT with seeded random weights and save it as an official checkpoint.
+
+    Official checkpoints cannot be downloaded everywhere (CI, air-gapped machines); this makes
+    a stand-in with the exact official keys and shapes. Same seed -> byte-identical file.
+    """
+    from .checkpoints.loading import random_model, save_checkpoint
+    from .variants import resolve
+
+    v = resolve(variant)
+    if out.exists() and not force:  # checked before the slow build
+        from .errors import OutputExistsError
+        raise OutputExistsError(f"{out} already exists; use --force to overwrite it")
+    model, source = random_model(v, seed)
+    digest = save_checkpoint(model, out, force=force)
+    click.echo(f"{out}: {v.name}, random weights seed {seed}")
+    click.echo(f"sha256        {digest}")
+    click.echo(f"weights sha   {source.state_dict_sha256}  (state-dict digest)")
+
+
+def main() -> None:
+    # hydra (inside sam2) reads sys.argv on import in some versions; keep it quiet and local
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    cli(prog_name="sam2-onnx")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Errors the toolkit raises for things a user can fix.
+
+Each carries a one-line message (what, which file, what to do) and the exit code the CLI
+uses, so scripts can tell an integrity failure from a network failure without parsing text.
+Anything that is not a ``Sam2OnnxError`` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class Sam2OnnxError(Exception):
+    """Base class: a clear one-line failure the user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(Sam2OnnxError):
+    """A variant name or a file under configs/ is wrong."""
+
+
+class LockError(Sam2OnnxError):
+    """checkpoints.lock is missing, malformed or lacks an entry."""
+
+
+class CheckpointError(Sam2OnnxError):
+    """A file is not a loadable SAM 2 checkpoint, or belongs to another variant."""
+
+
+class IntegrityError(Sam2OnnxError):
+    """Bytes on disk or on the wire do not match the recorded size or sha256."""
+
+    exit_code = 3
+
+
+class DownloadError(Sam2OnnxError):
+    """The server could not be reached or refused the request."""
+
+    exit_code = 4
+
+
+class OutputExistsError(Sam2OnnxError):
+    """Refusing to overwrite something the user already has (use --force)."""

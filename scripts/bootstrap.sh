@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create or reuse ./.venv with exactly the versions pinned in pyproject.toml.
+# Idempotent: a stamp holding the digest of pyproject.toml and this script lets a second
+# run return at once; any change to either reinstalls.
+# Source it (`. scripts/bootstrap.sh`) or run it; it leaves .venv/bin first on PATH when sourced.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+stamp="$venv/.sam2-onnx-stamp"
+python="${SAM2_ONNX_PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+
+want="$(cat "$root/pyproject.toml" "$root/scripts/bootstrap.sh" "$root/scripts/pins.py" | sha256sum | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/sam2-onnx" ]]; then
+    echo "[bootstrap] reusing $venv"
+else
+    t0=$(date +%s)
+    echo "[bootstrap] installing into $venv (first run: a few minutes)"
+    rm -f "$stamp"
+    [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "$("$venv/bin/python" "$root/scripts/pins.py" installer)"
+    uv=("$venv/bin/uv" pip install --python "$venv/bin/python" --quiet)
+    # torch first: sam2 is an sdist whose setup.py imports torch, and building it in an
+    # isolated environment would pull a second multi-GB torch.
+    mapfile -t first < <("$venv/bin/python" "$root/scripts/pins.py" build-first)
+    "${uv[@]}" "${first[@]}"
+    SAM2_BUILD_CUDA=0 "${uv[@]}" --no-build-isolation-package sam2 \
+        -e "$root[$("$venv/bin/python" "$root/scripts/pins.py" extras)]"
+    # sam2's sdist setup also tries to build a CUDA extension unless told not to; import
+    # checks below fail loudly if anything is missing.
+    "$venv/bin/python" -c "import torch, torchvision, sam2, onnx, onnxruntime, onnxsim, onnxconverter_common, skimage, exporter" 
+    echo "$want" > "$stamp"
+    echo "[bootstrap] installed in $(( $(date +%s) - t0 )) s"
+fi
+export PATH="$venv/bin:$PATH"
+export VIRTUAL_ENV="$venv"

@@ -1,0 +1,96 @@
+"""The main job behind ``scripts/main.sh``: random weights -> export -> parity, then a summary.
+
+Each step is a library call. Steps whose code has not landed yet are reported as missing
+(with the issue that adds them) instead of being faked; the job fails only when a step that
+exists fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from exporter.errors import Sam2OnnxError  # noqa: E402
+from exporter.variants import resolve  # noqa: E402
+
+
+@dataclass
+class Step:
+    name: str
+    status: str = "missing"   # ok | failed | missing
+    seconds: float = 0.0
+    detail: str = ""
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("variant", nargs="?", default="tiny")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "artifacts")
+    args = ap.parse_args(argv)
+    variant = resolve(args.variant)
+    steps: list[Step] = []
+
+    def run(name, fn):
+        step = Step(name)
+        steps.append(step)
+        t0 = time.perf_counter()
+        print(f"[main] {name} ...", flush=True)
+        try:
+            step.detail = fn()
+            step.status = "ok"
+        except Sam2OnnxError as exc:
+            step.status, step.detail = "failed", str(exc)
+        step.seconds = time.perf_counter() - t0
+        return step.status == "ok"
+
+    ckpt = args.out / "checkpoints" / f"{variant.name}-random-seed{args.seed}.pt"
+
+    def weights():
+        from exporter.checkpoints.loading import random_model, save_checkpoint
+
+        model, source = random_model(variant, args.seed)
+        save_checkpoint(model, ckpt, force=True)
+        return f"{ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt} (state dict {source.state_dict_sha256[:12]})"
+
+    def verify():
+        from exporter.checkpoints.loading import load_checkpoint
+
+        model, source = load_checkpoint(variant, ckpt)
+        return f"strict load ok, {sum(p.numel() for p in model.parameters()):,} parameters"
+
+    ok = run(f"random weights (seed {args.seed})", weights) and run("checkpoint round trip", verify)
+    for name, module, issue in (("export encoder + decoder", "exporter.export", 3),
+                                ("parity vs official PyTorch", "exporter.parity.engine", 5)):
+        if not _available(module):
+            steps.append(Step(name, "missing", 0.0, f"not implemented yet (issue #{issue})"))
+        elif ok:
+            raise SystemExit(f"{module} exists but main_job.py does not call it yet")
+
+    width = max(len(s.name) for s in steps)
+    print(f"\nsam2-onnx main job: {variant.name}, random weights seed {args.seed}")
+    print("-" * 78)
+    for s in steps:
+        print(f"{s.name.ljust(width)}  {s.status:<7}  {s.seconds:6.1f}s  {s.detail}")
+    print("-" * 78)
+    failed = [s for s in steps if s.status == "failed"]
+    missing = [s for s in steps if s.status == "missing"]
+    verdict = "FAILED" if failed else ("INCOMPLETE: " + ", ".join(s.name for s in missing) if missing else "PASSED")
+    print(f"verdict: {verdict}")
+    print("note: random weights stand in for official checkpoints, which cannot be downloaded here.")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Shared fixtures: seeded random-weight checkpoints in the official format.
+
+Official checkpoints cannot be downloaded in CI, so every test that needs one uses a variant
+built with sam2's own initialisation under a fixed seed and saved as ``{"model": state_dict}``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.checkpoints.loading import random_model, save_checkpoint
+from exporter.variants import resolve
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory):
+    """``random_checkpoint(variant, seed=0) -> (path, WeightsSource)``, cached per session."""
+    made: dict[tuple[str, int], tuple[Path, object]] = {}
+    root = tmp_path_factory.mktemp("checkpoints")
+
+    def make(variant: str, seed: int = 0):
+        key = (resolve(variant).name, seed)
+        if key not in made:
+            model, source = random_model(resolve(variant), seed)
+            path = root / f"{key[0]}-seed{seed}.pt"
+            save_checkpoint(model, path)
+            made[key] = (path, source)
+        return made[key]
+    return make
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """The real ``sam2-onnx`` entry point in a fresh interpreter, as a user would run it."""
+    proc = subprocess.run([sys.executable, "-m", "exporter.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sam2-onnx {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc

@@ -1,0 +1,71 @@
+"""The ``sam2-onnx`` commands as a user runs them: help, tables, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from click.testing import CliRunner
+
+from exporter.cli import cli
+
+from .conftest import run_cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_commands_exist():
+    assert {"variants", "fetch", "inspect", "random-checkpoint"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", [[]] + [[c] for c in COMMANDS])
+def test_help(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output and "--help" in result.output
+
+
+def test_variants_table():
+    proc = run_cli("variants", check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["variant", "alias", "parameters"]
+    tiny = next(line for line in lines if line.startswith("sam2.1_hiera_tiny "))
+    assert tiny.split()[1:5] == ["tiny", "39.0", "M", "sam2.1_hiera_tiny.pt"]
+    assert len([line for line in lines if line.startswith("sam2")]) == 8
+
+
+def test_random_checkpoint_is_reproducible_across_processes(tmp_path):
+    a, b = tmp_path / "a" / "t.pt", tmp_path / "b" / "t.pt"
+    out_a = run_cli("random-checkpoint", "tiny", "--seed", "7", "--out", a, check=True).stdout
+    out_b = run_cli("random-checkpoint", "tiny", "--seed", "7", "--out", b, check=True).stdout
+    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+    assert out_a.splitlines()[1:] == out_b.splitlines()[1:]
+    # nothing the user had is overwritten without --force
+    again = run_cli("random-checkpoint", "tiny", "--seed", "8", "--out", a)
+    assert again.returncode == 1 and "already exists; use --force" in again.stderr
+    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
+def test_inspect_prints_variant_and_digest(random_checkpoint):
+    path, source = random_checkpoint("sam2_hiera_small")
+    out = run_cli("inspect", path, check=True).stdout
+    assert "variant       sam2_hiera_small" in out
+    assert f"parameters    {46_043_842:,}" in out
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in out
+    assert source.state_dict_sha256 in out
+
+
+def test_errors_are_one_line_without_traceback_unless_debug(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage" * 100)
+    proc = run_cli("inspect", junk)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    debug = run_cli("--debug", "inspect", junk)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_unknown_variant_exit_code():
+    proc = run_cli("random-checkpoint", "huge", "--out", "x.pt")
+    assert proc.returncode == 1 and "unknown variant 'huge'" in proc.stderr

@@ -8,12 +8,11 @@ and ``fetch`` start fast.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from .errors import Sam2OnnxError
+from .errors import CheckpointError, Sam2OnnxError, refuse_overwrite
 
 _VARIANT_HELP = "variant name (sam2.1_hiera_tiny, sam2_hiera_large, ...) or alias tiny|small|base_plus|large"
 
@@ -117,11 +116,7 @@ def inspect_cmd(checkpoint: Path) -> None:
     click.echo(f"tensors       {info.tensors} ({info.elements:,} elements incl. buffers)")
     click.echo(f"weights sha   {info.state_dict_sha256}  (state-dict digest)")
     if info.problem:
-        raise CheckpointProblem(f"{checkpoint}: does not load strictly: {info.problem}")
-
-
-class CheckpointProblem(Sam2OnnxError):
-    """inspect found a checkpoint that no variant loads strictly."""
+        raise CheckpointError(f"{checkpoint}: does not load strictly: {info.problem}")
 
 
 @cli.command(name="random-checkpoint")
@@ -140,9 +135,7 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     from .variants import resolve
 
     v = resolve(variant)
-    if out.exists() and not force:  # checked before the slow build
-        from .errors import OutputExistsError
-        raise OutputExistsError(f"{out} already exists; use --force to overwrite it")
+    refuse_overwrite(out, force)  # before the slow build; save_checkpoint checks again
     model, source = random_model(v, seed)
     digest = save_checkpoint(model, out, force=force)
     click.echo(f"{out}: {v.name}, random weights seed {seed}")
@@ -151,8 +144,6 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
 
 
 def main() -> None:
-    # hydra (inside sam2) reads sys.argv on import in some versions; keep it quiet and local
-    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
     cli(prog_name="sam2-onnx")
 
 

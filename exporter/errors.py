@@ -7,6 +7,8 @@ Anything that is not a ``Sam2OnnxError`` is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
+
 
 class Sam2OnnxError(Exception):
     """Base class: a clear one-line failure the user can act on."""
@@ -40,3 +42,9 @@ class DownloadError(Sam2OnnxError):
 
 class OutputExistsError(Sam2OnnxError):
     """Refusing to overwrite something the user already has (use --force)."""
+
+
+def refuse_overwrite(path, force: bool) -> None:
+    """Raise OutputExistsError if ``path`` exists and ``force`` is not set."""
+    if not force and os.path.lexists(path):
+        raise OutputExistsError(f"{path} already exists; use --force to overwrite it")

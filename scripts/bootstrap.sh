@@ -18,8 +18,10 @@ else
     echo "[bootstrap] installing into $venv (first run: a few minutes)"
     rm -f "$stamp"
     [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+    # (grep drops pip's notes about this machine's empty local find-links mirrors)
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "$("$venv/bin/python" "$root/scripts/pins.py" installer)"
+        "$("$venv/bin/python" "$root/scripts/pins.py" installer)" \
+        2> >(grep -v "it is neither a file nor a directory" >&2)
     uv=("$venv/bin/uv" pip install --python "$venv/bin/python" --quiet)
     # torch first: sam2 is an sdist whose setup.py imports torch, and building it in an
     # isolated environment would pull a second multi-GB torch.
@@ -27,9 +29,9 @@ else
     "${uv[@]}" "${first[@]}"
     SAM2_BUILD_CUDA=0 "${uv[@]}" --no-build-isolation-package sam2 \
         -e "$root[$("$venv/bin/python" "$root/scripts/pins.py" extras)]"
-    # sam2's sdist setup also tries to build a CUDA extension unless told not to; import
-    # checks below fail loudly if anything is missing.
-    "$venv/bin/python" -c "import torch, torchvision, sam2, onnx, onnxruntime, onnxsim, onnxconverter_common, skimage, exporter" 
+    # SAM2_BUILD_CUDA=0: sam2's setup.py would otherwise try to compile a CUDA extension.
+    # Fail here, loudly, if anything did not install.
+    "$venv/bin/python" -c "import torch, torchvision, sam2, onnx, onnxruntime, onnxsim, onnxconverter_common, skimage, exporter"
     echo "$want" > "$stamp"
     echo "[bootstrap] installed in $(( $(date +%s) - t0 )) s"
 fi

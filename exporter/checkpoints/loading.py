@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..digests import sha256_file
-from ..errors import CheckpointError, OutputExistsError
+from ..errors import CheckpointError, refuse_overwrite
 from ..variants import Variant, all_variants
 
 # Keys that exist only in SAM 2.1 models (added with the 2.1 release's object-pointer changes).
@@ -210,8 +210,7 @@ def random_model(variant: Variant, seed: int = 0) -> tuple[torch.nn.Module, Weig
 def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False) -> str:
     """Write ``{"model": state_dict}`` atomically (official format); returns the file's sha256."""
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} already exists; use --force to overwrite it")
+    refuse_overwrite(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     # torch.save names the zip's records after the file's stem, so the temporary file keeps
     # the final name (inside a hidden temp dir): same weights -> byte-identical file.

@@ -1,0 +1,6 @@
+"""One nn.Module per exported graph, reusing the official sam2 submodules (torch + sam2, no files)."""
+
+from .decoder import PromptDecoder
+from .encoder import ImageEncoder
+
+__all__ = ["ImageEncoder", "PromptDecoder"]

@@ -1,7 +1,7 @@
 """``sam2-onnx`` command line: parses options, calls library functions, maps errors to exits.
 
 Every failure a user can fix is a :class:`~exporter.errors.Sam2OnnxError`: one line on stderr
-and its exit code (1 usage/input, 3 integrity, 4 download); ``--debug`` shows the traceback.
+and its exit code (1 bad input, 3 integrity, 4 download; click uses 2 for bad usage); ``--debug`` shows the traceback.
 torch and sam2 are imported inside the commands that need them, so ``--help``, ``variants``
 and ``fetch`` start fast.
 """
@@ -13,9 +13,6 @@ from pathlib import Path
 import click
 
 from .errors import CheckpointError, Sam2OnnxError, refuse_overwrite
-
-_VARIANT_HELP = "variant name (sam2.1_hiera_tiny, sam2_hiera_large, ...) or alias tiny|small|base_plus|large"
-
 
 class _Group(click.Group):
     """Turns Sam2OnnxError into a one-line message and its exit code (unless --debug)."""
@@ -41,11 +38,13 @@ def cli(debug: bool) -> None:
 
 
 def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    """Decimal units, as download pages quote checkpoint sizes."""
+    if n < 1000:
+        return f"{n} B"
+    for unit in ("KB", "MB", "GB"):
         n /= 1000
-    raise AssertionError("unreachable")
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}"
 
 
 @cli.command()
@@ -89,7 +88,11 @@ def variants(lock_path: Path | None) -> None:
               help="Resume attempts after a dropped connection.")
 def fetch(variant: str, dest: Path, base_url: str | None, pin: bool, force: bool,
           lock_path: Path | None, retries: int) -> None:
-    """Download VARIANT's official checkpoint, resuming, verifying size and sha256."""
+    """Download VARIANT's official checkpoint, resuming, verifying size and sha256.
+
+    VARIANT is a full name (sam2.1_hiera_tiny, sam2_hiera_large, ...) or an alias
+    (tiny, small, base_plus, large mean SAM 2.1).
+    """
     from .checkpoints.fetch import fetch as do_fetch
 
     result = do_fetch(variant, dest, base_url=base_url, pin=pin, force=force, lock_path=lock_path,

@@ -1,7 +1,8 @@
 """``sam2-onnx`` command line: parses options, calls library functions, maps errors to exits.
 
 Every failure a user can fix is a :class:`~exporter.errors.Sam2OnnxError`: one line on stderr
-and its exit code (1 bad input, 3 integrity, 4 download; click uses 2 for bad usage); ``--debug`` shows the traceback.
+and its exit code (1 bad input, 3 integrity, 4 download; click uses 2 for bad usage);
+``--debug`` shows the traceback.
 torch and sam2 are imported inside the commands that need them, so ``--help``, ``variants``
 and ``fetch`` start fast.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import click
 
 from .errors import CheckpointError, Sam2OnnxError, refuse_overwrite
+
 
 class _Group(click.Group):
     """Turns Sam2OnnxError into a one-line message and its exit code (unless --debug)."""

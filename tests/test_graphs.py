@@ -7,6 +7,8 @@ The ONNX round trip uses a plain torch.onnx.export of the wrappers; the full exp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -108,6 +110,10 @@ def test_contract_matches_model_and_configs(tiny):
     assert (md.dynamic_multimask_stability_delta, md.dynamic_multimask_stability_thresh) == (
         C.STABILITY_DELTA, C.STABILITY_THRESH)
     assert model.image_size == C.IMAGE_SIZE
+    # the wrappers reshape to the contract's shapes; the model's own channel counts must agree
+    assert [md.conv_s0.out_channels, md.conv_s1.out_channels, model.hidden_dim] == [
+        s.shape[1] for s in C.ENCODER_OUTPUTS]
+    assert 4 * model.sam_prompt_encoder.image_embedding_size[0] == C.LOW_RES_SIZE
     for variant in all_variants():
         assert variant.features == {s.name: s.shape[1:] for s in C.ENCODER_OUTPUTS}
 
@@ -190,8 +196,6 @@ def test_onnx_decoder_matches_torch(tiny, onnx_tiny, photo, prompts, points):
 
 
 def test_readme_documents_the_contract():
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for group, direction in ((C.ENCODER_INPUTS, "in"), (C.ENCODER_OUTPUTS, "out"),
                              (C.DECODER_INPUTS, "in"), (C.DECODER_OUTPUTS, "out")):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..contract import LOW_RES_SIZE
+
 
 class PromptDecoder(nn.Module):
     """Prompt encoder + mask decoder with every branch turned into arithmetic.
@@ -25,7 +27,6 @@ class PromptDecoder(nn.Module):
         self.prompt_encoder = sam2_model.sam_prompt_encoder
         self.mask_decoder = sam2_model.sam_mask_decoder
         # get_dense_pe() depends on nothing but weights: compute once, export as a constant
-        self.low_res = 4 * self.prompt_encoder.image_embedding_size[0]  # 256 for a 1024 input
         self.register_buffer("dense_pe", self.prompt_encoder.get_dense_pe().detach(), persistent=False)
 
     @torch.no_grad()
@@ -50,7 +51,8 @@ class PromptDecoder(nn.Module):
         )
         # No-op reshape to constants: predict_masks views with -1, which leaves the token axis
         # unknown to ONNX shape inference; pinning it keeps `masks` [L, 3, 256, 256] static.
-        all_masks = all_masks.reshape(-1, self.mask_decoder.num_mask_tokens, self.low_res, self.low_res)
+        all_masks = all_masks.reshape(-1, self.mask_decoder.num_mask_tokens,
+                                      LOW_RES_SIZE, LOW_RES_SIZE)
         if self.mask_decoder.dynamic_multimask_via_stability:  # a build setting, not data
             single_masks, single_iou = self.mask_decoder._dynamic_multimask_via_stability(all_masks, all_iou)
         else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..contract import ENCODER_OUTPUTS
+
 
 class ImageEncoder(nn.Module):
     """Hiera backbone + FPN neck, conv_s0 / conv_s1 projections, no_mem_embed.
@@ -17,12 +19,9 @@ class ImageEncoder(nn.Module):
     def __init__(self, sam2_model: nn.Module):
         super().__init__()
         self.model = sam2_model
-        decoder = sam2_model.sam_mask_decoder
-        # [C, H, W] per output for a 1024 input (strides 4, 8, 16), as plain ints: a reshape to
-        # constants keeps C, H, W static in the ONNX file; only the batch dim stays symbolic.
-        self.out_shapes = [(decoder.conv_s0.out_channels, 256, 256),
-                           (decoder.conv_s1.out_channels, 128, 128),
-                           (sam2_model.hidden_dim, 64, 64)]
+        # [C, H, W] per output from the contract, as plain ints: a reshape to constants keeps
+        # C, H, W static in the ONNX file; only the batch dim stays symbolic.
+        self.out_shapes = [spec.shape[1:] for spec in ENCODER_OUTPUTS]
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor):

@@ -148,6 +148,40 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     click.echo(f"weights sha   {source.state_dict_sha256}  (state-dict digest)")
 
 
+@cli.command()
+@click.argument("variant")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              help="Official checkpoint to export (see `sam2-onnx fetch`).")
+@click.option("--random-weights", is_flag=True,
+              help="Export sam2's seeded random initialisation instead (testing without checkpoints).")
+@click.option("--seed", type=int, help="Seed for --random-weights.  [default: 0]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
+              show_default=True, help="Writes OUT/<full variant name>/.")
+@click.option("--opset", type=int, help="ONNX opset, 16 to 20.  [default: the variant's, 17]")
+@click.option("--no-simplify", is_flag=True, help="Skip onnxsim (keep the traced graphs as they are).")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def export(variant: str, checkpoint: Path | None, random_weights: bool, seed: int | None, out: Path,
+           opset: int | None, no_simplify: bool, force: bool) -> None:
+    """Export VARIANT's encoder and decoder graphs, checked, simplified and verified.
+
+    Writes OUT/<variant>/encoder.onnx, decoder.onnx and manifest.json (alias `tiny` writes
+    sam2.1_hiera_tiny/). Built in a hidden staging folder and renamed into place at the end.
+    """
+    from .export import export_variant
+    from .variants import resolve
+
+    if (checkpoint is None) == (not random_weights):
+        raise click.UsageError("give exactly one of --checkpoint PATH or --random-weights")
+    if seed is not None and not random_weights:
+        raise click.UsageError("--seed only applies to --random-weights")
+    result = export_variant(resolve(variant), out, checkpoint=checkpoint,
+                            seed=(seed or 0) if random_weights else None, opset=opset,
+                            simplify=not no_simplify, force=force)
+    click.echo(f"{result.folder}: exported in {sum(result.seconds.values()):.1f} s")
+    for name, entry in result.manifest["files"].items():
+        click.echo(f"  {name:<14} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")
+
+
 def main() -> None:
     cli(prog_name="sam2-onnx")
 

@@ -78,3 +78,24 @@ def dynamic_axes(*groups: tuple[TensorSpec, ...]) -> dict[str, dict[int, str]]:
     """``{tensor name: {axis: symbol}}`` for every symbolic dim, as torch.onnx.export wants."""
     return {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)}
             for group in groups for s in group if any(isinstance(d, str) for d in s.shape)}
+
+
+def mismatches(specs: tuple[TensorSpec, ...], actual: list[tuple[str, str, list]]) -> list[str]:
+    """How a graph's inputs or outputs differ from ``specs``; empty when they match.
+
+    ``actual`` is ``[(name, numpy dtype name, dims)]`` in graph order, dims as ints (fixed) or
+    strings (symbolic), read from an ONNX file or an onnxruntime session alike.
+    """
+    found = [a[0] for a in actual]
+    if found != names(specs):
+        return [f"names {found} != {names(specs)}"]
+    problems = []
+    for spec, (name, dtype, dims) in zip(specs, actual):
+        if dtype != spec.dtype:
+            problems.append(f"{name}: dtype {dtype} != {spec.dtype}")
+        elif len(dims) != len(spec.shape) or any(
+                not isinstance(got, str) if isinstance(want, str) else got != want
+                for want, got in zip(spec.shape, dims)):
+            # symbolic dims must stay symbolic (any name); fixed dims must be exact
+            problems.append(f"{name}: shape {list(dims)} != {list(spec.shape)}")
+    return problems

@@ -40,6 +40,14 @@ class DownloadError(Sam2OnnxError):
     exit_code = 4
 
 
+class ExportError(Sam2OnnxError):
+    """Export cannot write its output, or produced a graph that fails its checks."""
+
+
+class ManifestError(Sam2OnnxError):
+    """A model folder without a readable, well-formed manifest."""
+
+
 class OutputExistsError(Sam2OnnxError):
     """Refusing to overwrite something the user already has (use --force)."""
 

@@ -70,9 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         model, source = load_checkpoint(variant, ckpt)
         return f"strict load ok, {sum(p.numel() for p in model.parameters()):,} parameters"
 
-    ok = run(f"random weights (seed {args.seed})", weights) and run("checkpoint round trip", verify)
-    for name, module, issue in (("export encoder + decoder", "exporter.export", 3),
-                                ("parity vs official PyTorch", "exporter.parity.engine", 5)):
+    def export():
+        from exporter.export import export_variant
+
+        # the job owns its output folder: re-running it replaces the previous export
+        result = export_variant(variant, args.out, checkpoint=ckpt, force=True)
+        sizes = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in result.manifest["files"].items())
+        simp = {g: r["status"] for g, r in result.manifest["simplification"].items()}
+        return f"{result.folder.relative_to(ROOT) if result.folder.is_relative_to(ROOT) else result.folder}: {sizes}; simplified {simp}"
+
+    ok = (run(f"random weights (seed {args.seed})", weights) and run("checkpoint round trip", verify)
+          and run("export encoder + decoder", export))
+    for name, module, issue in (("parity vs official PyTorch", "exporter.parity.engine", 5),):
         if not _available(module):
             steps.append(Step(name, "missing", 0.0, f"not implemented yet (issue #{issue})"))
         elif ok:

@@ -33,6 +33,25 @@ def random_checkpoint(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """``exported(variant) -> folder``: a default export (random weights, seed 0), once per session.
+
+    Tests must not modify the folder: later tests (and the parity suite) reuse it.
+    """
+    from exporter.export import export_variant
+
+    root = tmp_path_factory.mktemp("artifacts")
+    folders: dict[str, Path] = {}
+
+    def make(variant: str) -> Path:
+        name = resolve(variant).name
+        if name not in folders:
+            folders[name] = export_variant(resolve(name), root, seed=0, stream=None).folder
+        return folders[name]
+    return make
+
+
 def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     """The real ``sam2-onnx`` entry point in a fresh interpreter, as a user would run it."""
     proc = subprocess.run([sys.executable, "-m", "exporter.cli", *map(str, args)],

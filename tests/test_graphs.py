@@ -1,8 +1,7 @@
-"""Graph wrappers: equal to the official SAM2ImagePredictor in torch, and through ONNX Runtime.
+"""Graph wrappers: equal to the official SAM2ImagePredictor in torch.
 
 Random weights (seed 0) stand in for official checkpoints, which cannot be downloaded here.
-The ONNX round trip uses a plain torch.onnx.export of the wrappers; the full export pipeline
-(simplification, manifest, atomic output) is issue #3 and will take over these fixtures.
+The exported ONNX graphs are compared with these wrappers in test_export.py.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import skimage.data
 import torch
@@ -116,83 +113,6 @@ def test_contract_matches_model_and_configs(tiny):
     assert 4 * model.sam_prompt_encoder.image_embedding_size[0] == C.LOW_RES_SIZE
     for variant in all_variants():
         assert variant.features == {s.name: s.shape[1:] for s in C.ENCODER_OUTPUTS}
-
-
-# --- through ONNX Runtime -------------------------------------------------------------------
-
-def _export(module, args, path, inputs, outputs):
-    torch.onnx.export(module, args, str(path), input_names=C.names(inputs),
-                      output_names=C.names(outputs), dynamic_axes=C.dynamic_axes(inputs, outputs),
-                      opset_version=resolve("tiny").opset, dynamo=False)
-    # The TorchScript exporter leaves reshaped outputs with made-up symbolic dims; ONNX's own
-    # strict shape inference (with data propagation) recovers the static ones.
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), strict_mode=True, data_prop=True)
-    onnx.save(model, str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def _io_matches_contract(path, inputs, outputs):
-    graph = onnx.load(str(path)).graph
-    for declared, actual in ((inputs, graph.input), (outputs, graph.output)):
-        assert [v.name for v in actual] == C.names(declared)
-        for spec, value in zip(declared, actual):
-            t = value.type.tensor_type
-            assert onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) == np.dtype(spec.dtype)
-            dims = [d.dim_param or d.dim_value for d in t.shape.dim]
-            assert len(dims) == len(spec.shape)
-            for want, got in zip(spec.shape, dims):
-                # symbolic dims must stay symbolic in the file; fixed ones must be exact
-                assert isinstance(got, str) if isinstance(want, str) else got == want, (spec.name, dims)
-
-
-@pytest.fixture(scope="module")
-def onnx_tiny(tiny, tmp_path_factory):
-    _, encoder, decoder = tiny
-    root = tmp_path_factory.mktemp("onnx")
-    x = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
-    enc = _export(encoder, (x,), root / C.ENCODER_FILE, C.ENCODER_INPUTS, C.ENCODER_OUTPUTS)
-    f0, f1, embed = encoder(x)
-    args = (embed, f0, f1, torch.rand(2, 3, 2) * 1024, torch.tensor([[1.0, 0, -1], [2, 3, 1]]),
-            torch.randn(2, 1, 256, 256), torch.tensor([0.0, 1.0]))
-    dec = _export(decoder, args, root / C.DECODER_FILE, C.DECODER_INPUTS, C.DECODER_OUTPUTS)
-    return root, enc, dec
-
-
-def test_onnx_io_matches_contract(onnx_tiny):
-    root, _, _ = onnx_tiny
-    _io_matches_contract(root / C.ENCODER_FILE, C.ENCODER_INPUTS, C.ENCODER_OUTPUTS)
-    _io_matches_contract(root / C.DECODER_FILE, C.DECODER_INPUTS, C.DECODER_OUTPUTS)
-
-
-def _rel_l2(got, want):
-    return float(np.linalg.norm(got - want) / np.linalg.norm(want))
-
-
-def test_onnx_encoder_matches_torch_for_batch_of_two(tiny, onnx_tiny, photo):
-    _, encoder, _ = tiny
-    _, enc, _ = onnx_tiny
-    x = torch.cat([photo[2], torch.flip(photo[2], dims=[3])])  # B = 2, two different images
-    got = enc.run(None, {"image": x.numpy()})
-    for spec, g, w in zip(C.ENCODER_OUTPUTS, got, encoder(x)):
-        assert g.shape == (2, *spec.shape[1:])
-        assert _rel_l2(g, w.numpy()) < 1e-5, spec.name
-
-
-@pytest.mark.parametrize("prompts, points", [(1, 1), (1, 3), (4, 1), (4, 3)])
-def test_onnx_decoder_matches_torch(tiny, onnx_tiny, photo, prompts, points):
-    _, _, decoder = tiny
-    _, _, dec = onnx_tiny
-    _, _, _, (f0, f1, embed) = photo
-    g = torch.Generator().manual_seed(prompts * 10 + points)
-    labels = torch.tensor([1.0, 0.0, 2.0, 3.0, -1.0])[torch.randint(0, 5, (prompts, points), generator=g)]
-    labels[0, 0] = 1.0  # every prompt kind appears across the cases, and no prompt is all padding
-    feeds = (embed, f0, f1, torch.rand(prompts, points, 2, generator=g) * 1024, labels,
-             torch.randn(prompts, 1, 256, 256, generator=g) * 4, (torch.arange(prompts) % 2).float())
-    got = dec.run(None, {n: v.numpy() for n, v in zip(C.names(C.DECODER_INPUTS), feeds)})
-    for spec, g_, w in zip(C.DECODER_OUTPUTS, got, decoder(*feeds)):
-        assert g_.shape == w.shape
-        assert float(np.abs(g_ - w.numpy()).max()) < 1e-4, spec.name
 
 
 def test_readme_documents_the_contract():

@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         # the job owns its output folder: re-running it replaces the previous export
         result = export_variant(variant, args.out, checkpoint=ckpt, force=True)
         sizes = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in result.manifest["files"].items())
-        simp = {g: r["status"] for g, r in result.manifest["simplification"].items()}
-        return f"{result.folder.relative_to(ROOT) if result.folder.is_relative_to(ROOT) else result.folder}: {sizes}; simplified {simp}"
+        simp = ", ".join(f"{g} {r['status']}" for g, r in result.manifest["simplification"].items())
+        where = result.folder.relative_to(ROOT) if result.folder.is_relative_to(ROOT) else result.folder
+        return f"{where}: {sizes} (simplification: {simp})"
 
     ok = (run(f"random weights (seed {args.seed})", weights) and run("checkpoint round trip", verify)
           and run("export encoder + decoder", export))

@@ -182,6 +182,68 @@ def export(variant: str, checkpoint: Path | None, random_weights: bool, seed: in
         click.echo(f"  {name:<14} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")
 
 
+def _parse_point(text: str) -> tuple[float, float, int]:
+    xy, _, label = text.partition(":")
+    try:
+        x, y = (float(v) for v in xy.split(","))
+        lab = int(label) if label else 1
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected X,Y or X,Y:LABEL (LABEL 1 foreground, 0 background)") from None
+    return x, y, lab
+
+
+def _parse_box(text: str) -> tuple[float, ...]:
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise click.BadParameter(f"{text!r}: expected X0,Y0,X1,Y1")
+    return box
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--point", "points", multiple=True, metavar="X,Y[:LABEL]",
+              callback=lambda _c, _p, v: [_parse_point(t) for t in v],
+              help="A click in image pixels; LABEL 1 foreground (default), 0 background. Repeatable.")
+@click.option("--box", "boxes", multiple=True, metavar="X0,Y0,X1,Y1",
+              callback=lambda _c, _p, v: [_parse_box(t) for t in v],
+              help="A box in image pixels. Repeatable: several boxes (without points) are decoded as a batch.")
+@click.option("--single-mask", is_flag=True, help="One mask per prompt (multimask_output=False).")
+@click.option("--precision", default="fp32", show_default=True, help="Which exported graphs to use.")
+@click.option("--threads", type=int, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write mask PNGs, overlay.png and result.json into.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def predict(model_dir: Path, image: Path, points, boxes, single_mask: bool, precision: str,
+            threads: int | None, out: Path, force: bool) -> None:
+    """Segment IMAGE with the exported model in MODEL_DIR (no torch involved).
+
+    Prints the scores; writes one PNG per mask, an overlay of the best mask per prompt with
+    the prompts drawn, and result.json with scores and timings.
+    """
+    from .runtime import SAM2OnnxPredictor
+    from .runtime.inputs import read_image
+    from .runtime.outputs import predict_to_files
+
+    if not points and not boxes:
+        raise click.UsageError("give at least one --point or --box")
+    refuse_overwrite(out, force)
+    rgb = read_image(image)
+    predictor = SAM2OnnxPredictor(model_dir, precision=precision, threads=threads)
+    xy = [p[:2] for p in points] or None
+    labels = [p[2] for p in points] or None
+    summary = predict_to_files(predictor, rgb, out, points=xy, labels=labels, boxes=boxes or None,
+                               multimask_output=not single_mask, force=force, source=str(image))
+    for p, (scores, best) in enumerate(zip(summary["scores"], summary["best"])):
+        text = "  ".join(f"{'*' if c == best else ' '}{s:.4f}" for c, s in enumerate(scores))
+        click.echo(f"prompt {p}: scores {text}   (* best)")
+    t = summary["timings_ms"]
+    click.echo(f"encoder {t['encoder']:.0f} ms, decoder + upsampling {t['decoder']:.0f} ms -> {out}/")
+
+
 def main() -> None:
     cli(prog_name="sam2-onnx")
 

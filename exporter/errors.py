@@ -41,11 +41,23 @@ class DownloadError(Sam2OnnxError):
 
 
 class ExportError(Sam2OnnxError):
-    """Export cannot write its output, or produced a graph that fails its checks."""
+    """Export produced a graph that fails its checks, or was given impossible options."""
+
+
+class OutputError(Sam2OnnxError):
+    """An output location cannot be written."""
 
 
 class ManifestError(Sam2OnnxError):
     """A model folder without a readable, well-formed manifest."""
+
+
+class InputError(Sam2OnnxError, ValueError):
+    """A bad image, prompt or option given to the runtime (also a ValueError for API users)."""
+
+
+class NotReadyError(Sam2OnnxError, RuntimeError):
+    """A prediction was asked for before an image was set."""
 
 
 class OutputExistsError(Sam2OnnxError):

@@ -12,11 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import ExportError, OutputExistsError
+from .errors import OutputError, OutputExistsError
 
 
 def staging_dir(out: Path, name: str) -> Path:
-    """A fresh hidden folder in ``out`` for ``out/name``; ExportError if ``out`` is not writable."""
+    """A fresh hidden folder in ``out`` for ``out/name``; OutputError if ``out`` is not writable."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(f".{name}.*.partial"):
@@ -25,7 +25,7 @@ def staging_dir(out: Path, name: str) -> Path:
                 shutil.rmtree(stale, ignore_errors=True)
         return Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".partial", dir=out))
     except OSError as exc:
-        raise ExportError(f"cannot write to {out}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write to {out}: {exc.strerror or exc}") from None
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -22,21 +21,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
+from benchlib import describe, machine, update_readme  # noqa: E402
 from exporter.manifest import read_manifest  # noqa: E402
 from exporter.variants import all_variants, resolve  # noqa: E402
-
-MARK = re.compile(r"(<!-- bench:export:start -->\n).*?(<!-- bench:export:end -->)", re.S)
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
 
 
 def bench_one(name: str, out: Path) -> dict:
@@ -63,7 +52,7 @@ def bench_one(name: str, out: Path) -> dict:
 
 
 def table(results: list[dict], info: dict) -> str:
-    lines = [f"Measured {info['date']} on {info['cpu']} ({info['cores']} cores, {info['memory_gib']} GiB), "
+    lines = [f"Measured {describe(info)}, "
              "random weights seed 0, opset 17, onnxsim on, one fresh process per variant.", "",
              "| variant | export wall | peak RSS | encoder.onnx | decoder.onnx | simplified |",
              "|---|---:|---:|---:|---:|---|"]
@@ -92,12 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results, info)
     print("\n" + text)
     if not args.no_readme:
-        readme = ROOT / "README.md"
-        old = readme.read_text()
-        if not MARK.search(old):
-            raise SystemExit("README.md has no <!-- bench:export:start/end --> markers")
-        readme.write_text(MARK.sub(lambda m: m.group(1) + text + m.group(2), old))
-        print(f"[bench] table written to {readme}")
+        print(f"[bench] table written to {update_readme('export', text)}")
     return 0
 
 

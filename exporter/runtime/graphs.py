@@ -1,0 +1,102 @@
+"""Open an exported model folder: verify the files, create ONNX Runtime sessions, check I/O.
+
+Every file is checked against ``manifest.json`` (size, then sha256) before it is handed to
+ONNX Runtime, so a truncated download or an edited graph is refused with a clear error
+instead of producing wrong masks. Each session's inputs and outputs are then compared with
+the contract (names, order, dtypes, fixed and symbolic dims).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .. import contract as C
+from ..errors import InputError, ManifestError
+from ..manifest import GRAPHS, read_manifest, verify_files
+
+PRECISIONS = ("fp32", "fp16", "int8")
+OPTIMIZATION = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+# providers tried by default, in order, when present in this onnxruntime build
+DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(bool)": "bool"}
+
+
+@dataclass
+class Graphs:
+    encoder: ort.InferenceSession
+    decoder: ort.InferenceSession
+    manifest: dict
+    precision: str
+    files: dict[str, str]          # role -> file name
+
+
+def graph_file(role: str, precision: str) -> str:
+    """``encoder.onnx`` for fp32, ``encoder.fp16.onnx`` / ``encoder.int8.onnx`` otherwise."""
+    base = GRAPHS[role][0]
+    return base if precision == "fp32" else base.replace(".onnx", f".{precision}.onnx")
+
+
+def session_options(threads: int | None, optimization: str) -> ort.SessionOptions:
+    if optimization not in OPTIMIZATION:
+        raise InputError(f"optimization must be one of {', '.join(OPTIMIZATION)}, not {optimization!r}")
+    if threads is not None and threads < 1:
+        raise InputError(f"threads must be at least 1, not {threads}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = OPTIMIZATION[optimization]
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return opts
+
+
+def resolve_providers(providers: list[str] | None) -> list[str]:
+    available = ort.get_available_providers()
+    if providers is None:
+        return [p for p in DEFAULT_PROVIDERS if p in available]
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise InputError(f"execution provider(s) {', '.join(missing)} not in this onnxruntime "
+                         f"build (available: {', '.join(available)})")
+    return list(providers)
+
+
+def _io(values) -> list[tuple[str, str, list]]:
+    return [(v.name, _ORT_DTYPES.get(v.type, v.type), list(v.shape)) for v in values]
+
+
+def load_graphs(model_dir: Path, precision: str = "fp32", providers: list[str] | None = None,
+                threads: int | None = None, optimization: str = "all") -> Graphs:
+    """Verify and open ``model_dir``'s encoder and decoder of ``precision``."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    files = {role: graph_file(role, precision) for role in GRAPHS}
+    absent = [f for f in files.values() if f not in manifest["files"]]
+    if absent:
+        exported = sorted({e.get("precision", "?") for e in manifest["files"].values()})
+        raise ManifestError(f"{model_dir}: no {precision} graphs ({', '.join(absent)} not in the manifest; "
+                            f"exported precisions: {', '.join(exported)})")
+    verify_files(model_dir, manifest, list(files.values()))
+    opts, chosen = session_options(threads, optimization), resolve_providers(providers)
+    sessions = {}
+    for role, file in files.items():
+        try:
+            sessions[role] = ort.InferenceSession(str(model_dir / file), opts, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ManifestError(f"{model_dir / file}: onnxruntime cannot load it: "
+                                f"{str(exc).strip().splitlines()[0][:300]}") from None
+        _, inputs, outputs = GRAPHS[role]
+        problems = (C.mismatches(inputs, _io(sessions[role].get_inputs()))
+                    + C.mismatches(outputs, _io(sessions[role].get_outputs())))
+        if problems:
+            raise ManifestError(f"{model_dir / file} does not follow the I/O contract: " + "; ".join(problems[:3]))
+    return Graphs(sessions["encoder"], sessions["decoder"], manifest, precision, files)

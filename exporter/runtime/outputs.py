@@ -1,0 +1,70 @@
+"""Write one prediction to files: a PNG per mask, an overlay PNG and a JSON summary.
+
+Everything goes into a staging folder first and is renamed into place at the end, so an
+existing output folder is replaced only with ``force`` and never left half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..staging import publish, staging_dir
+from .overlay import overlay
+from .predictor import SAM2OnnxPredictor
+
+RESULT_FILE, OVERLAY_FILE = "result.json", "overlay.png"
+
+
+def predict_to_files(predictor: SAM2OnnxPredictor, image: np.ndarray, out: Path, *, points=None,
+                     labels=None, boxes=None, multimask_output: bool = True, force: bool = False,
+                     source: str = "") -> dict:
+    """Embed ``image``, decode the prompt(s), write ``out/`` and return the JSON summary.
+
+    ``points`` [N, 2] with ``labels`` [N] and ``boxes`` [B, 4] are pixel coordinates; several
+    boxes without points are decoded as a batch, one mask set per box.
+    """
+    t0 = time.perf_counter()
+    embedding = predictor.embed(image)
+    t1 = time.perf_counter()
+    box = None if boxes is None else (boxes[0] if len(boxes) == 1 else boxes)
+    masks, scores, _ = predictor.decode(embedding, points, labels, box, multimask_output=multimask_output)
+    t2 = time.perf_counter()
+    masks, scores = masks.reshape(-1, *masks.shape[-3:]), scores.reshape(-1, scores.shape[-1])  # [P, C, H, W]
+    best = scores.argmax(axis=1)
+
+    out = Path(out)
+    staging = staging_dir(out.parent, out.name)
+    try:
+        files = []
+        for p, per_prompt in enumerate(masks):
+            for c, mask in enumerate(per_prompt):
+                name = f"mask_{p}_{c}.png" if len(masks) > 1 else f"mask_{c}.png"
+                Image.fromarray((mask > 0.5).astype(np.uint8) * 255).save(staging / name)
+                files.append(name)
+        picture = overlay(image, [masks[p, best[p]] for p in range(len(masks))], points, labels, boxes)
+        picture.save(staging / OVERLAY_FILE)
+        summary = {
+            "image": source, "height": int(image.shape[0]), "width": int(image.shape[1]),
+            "model": predictor.manifest["variant"]["name"], "precision": predictor.graphs.precision,
+            "weights": predictor.manifest["weights"]["source"],
+            "prompts": {"points": None if points is None else np.asarray(points).tolist(),
+                        "labels": None if labels is None else np.asarray(labels).tolist(),
+                        "boxes": None if boxes is None else np.asarray(boxes).tolist()},
+            "multimask_output": multimask_output,
+            "scores": scores.tolist(), "best": best.tolist(),
+            "mask_area": [[int((m > 0.5).sum()) for m in per_prompt] for per_prompt in masks],
+            "timings_ms": {"encoder": round((t1 - t0) * 1e3, 1), "decoder": round((t2 - t1) * 1e3, 1)},
+            "files": files + [OVERLAY_FILE, RESULT_FILE],
+        }
+        (staging / RESULT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        publish(staging, out, force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return summary

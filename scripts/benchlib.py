@@ -1,0 +1,35 @@
+"""Shared by the benchmark scripts: machine description and README table replacement."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal"))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+
+
+def describe(info: dict) -> str:
+    return f"{info['date']} on {info['cpu']} ({info['cores']} cores, {info['memory_gib']} GiB)"
+
+
+def update_readme(marker: str, text: str) -> Path:
+    """Replace what lies between ``<!-- bench:MARKER:start -->`` and ``...:end -->`` in README.md."""
+    readme = ROOT / "README.md"
+    pattern = re.compile(rf"(<!-- bench:{marker}:start -->\n).*?(<!-- bench:{marker}:end -->)", re.S)
+    old = readme.read_text()
+    if not pattern.search(old):
+        raise SystemExit(f"README.md has no <!-- bench:{marker}:start/end --> markers")
+    readme.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), old))
+    return readme

@@ -244,6 +244,59 @@ def predict(model_dir: Path, image: Path, points, boxes, single_mask: bool, prec
     click.echo(f"encoder {t['encoder']:.0f} ms, decoder + upsampling {t['decoder']:.0f} ms -> {out}/")
 
 
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              help="The checkpoint the artifacts were exported from.")
+@click.option("--random-weights", is_flag=True, help="Rebuild the reference from seeded random weights.")
+@click.option("--seed", type=int, help="Seed for --random-weights.  [default: the manifest's]")
+@click.option("--images", "images", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Your own image, added to the samples. Repeatable.")
+@click.option("--samples", default="all", show_default=True,
+              help="Comma-separated bundled photos (chelsea, astronaut, coffee, camera, rocket, hubble, "
+                   "retina), 'all' or 'none'.")
+@click.option("--kinds", default="all", show_default=True, help="Comma-separated prompt kinds, or 'all'.")
+@click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions to gate.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where parity.json / parity.html go.  [default: MODEL_DIR]")
+def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed: int | None, images,
+           samples: str, kinds: str, precision: str, report_dir: Path | None) -> None:
+    """Compare MODEL_DIR's artifacts with the official PyTorch SAM 2 on real photos.
+
+    Every (image, prompt kind) case is held to the gates in configs/<variant>.yaml. Writes
+    parity.json and parity.html, records the verdict in the manifest, exits 0 only if every
+    case passes (5 otherwise).
+    """
+    from .errors import ParityFailed
+    from .parity.cases import KINDS, SAMPLES
+    from .parity.engine import run_parity
+    from .parity.report import record_in_manifest, write_report
+
+    if checkpoint is not None and random_weights:
+        raise click.UsageError("give at most one of --checkpoint and --random-weights")
+    if seed is not None and not random_weights:
+        raise click.UsageError("--seed only applies to --random-weights")
+    names = {"all": list(SAMPLES), "none": []}.get(samples, [n for n in samples.split(",") if n])
+    if not names and not images:
+        raise click.UsageError("no images: give --samples or --images")
+    kind_list = list(KINDS) if kinds == "all" else [k for k in kinds.split(",") if k]
+    failed = []
+    for prec in [p for p in precision.split(",") if p]:
+        click.echo(f"parity {model_dir} ({prec}) vs official SAM2ImagePredictor", err=True)
+        result = run_parity(model_dir, prec, checkpoint=checkpoint, seed=seed, samples=names,
+                            images=list(images), kinds=kind_list)
+        json_path, html_path = write_report(result, report_dir or model_dir)
+        record_in_manifest(model_dir, result, json_path)
+        worst = min(c.metrics.get("mask_iou_min", 1.0) for c in result.cases)
+        click.echo(f"{prec}: {'PASS' if result.passed else 'FAIL'}  {len(result.cases)} cases on "
+                   f"{len(result.images)} images, worst mask IoU {worst:.6f}, {result.seconds:.0f} s -> {html_path}")
+        for line in result.failures():
+            click.echo(f"  {line}", err=True)
+        failed += [f"{prec} {line}" for line in result.failures()]
+    if failed:
+        raise ParityFailed(f"{len(failed)} parity failure(s), first: {failed[0]}")
+
+
 def main() -> None:
     cli(prog_name="sam2-onnx")
 

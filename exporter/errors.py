@@ -60,6 +60,16 @@ class NotReadyError(Sam2OnnxError, RuntimeError):
     """A prediction was asked for before an image was set."""
 
 
+class ParityError(Sam2OnnxError):
+    """Parity cannot run as asked (different weights, unknown images, prompt kinds, precisions)."""
+
+
+class ParityFailed(Sam2OnnxError):
+    """Parity ran and at least one case missed its gate."""
+
+    exit_code = 5
+
+
 class OutputExistsError(Sam2OnnxError):
     """Refusing to overwrite something the user already has (use --force)."""
 

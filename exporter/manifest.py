@@ -19,14 +19,13 @@ No timestamps or absolute paths: exporting the same weights twice gives the same
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from . import contract as C
 from .digests import sha256_file
 from .errors import IntegrityError, ManifestError
+from .staging import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA = "sam2-onnx/manifest"
@@ -99,15 +98,7 @@ def file_entry(path: Path, graph: str, precision: str) -> dict:
 def write_manifest(folder: Path, manifest: dict) -> Path:
     """Write ``folder/manifest.json`` atomically, keys in a stable order."""
     path = Path(folder) / MANIFEST_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
     return path
 
 

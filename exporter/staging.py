@@ -23,9 +23,17 @@ def staging_dir(out: Path, name: str) -> Path:
             pid = stale.name[len(name) + 2:].split(".")[0]
             if pid.isdigit() and not _alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".partial", dir=out))
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".partial", dir=out))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would follow the folder to its final name
+        return staging
     except OSError as exc:
         raise OutputError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _alive(pid: int) -> bool:
@@ -52,3 +60,20 @@ def publish(staging: Path, final: Path, force: bool) -> None:
         shutil.rmtree(old) if old.is_dir() else old.unlink()
     else:
         os.replace(staging, final)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file in the same folder and rename it into place.
+
+    The file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

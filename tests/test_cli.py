@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from exporter.cli import cli
 
-from .conftest import run_cli
+from .fixtures import run_cli
 
 COMMANDS = sorted(cli.commands)
 

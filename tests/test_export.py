@@ -28,7 +28,7 @@ from exporter.graphs import ImageEncoder, PromptDecoder
 from exporter.sample_inputs import decoder_feed
 from exporter.variants import all_variants, resolve
 
-from .conftest import run_cli
+from .fixtures import run_cli
 
 
 def _file_io(path: Path) -> tuple[list, list]:

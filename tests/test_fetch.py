@@ -283,7 +283,7 @@ def test_url_from_lock_entry(server, tmp_path, monkeypatch):
 # --- the same through the real command line: messages and exit codes ---------------------
 
 def test_cli_fetch_success_and_exit_codes(server, lock, tmp_path, monkeypatch):
-    from .conftest import run_cli
+    from .fixtures import run_cli
 
     dest = tmp_path / "cli"
     monkeypatch.setenv(BASE_URL_ENV, server.url)  # the env var reaches the subprocess

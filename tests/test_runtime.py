@@ -28,7 +28,7 @@ from exporter.runtime import SAM2OnnxPredictor
 from exporter.runtime.transforms import preprocess, upsample_masks
 from exporter.variants import resolve
 
-from .conftest import run_cli
+from .fixtures import run_cli
 
 # real photos of different sizes and aspect ratios (H x W): 300x451, 512x512, 400x600
 PHOTOS = {"chelsea": skimage.data.chelsea, "astronaut": skimage.data.astronaut, "coffee": skimage.data.coffee}
@@ -72,6 +72,9 @@ def _cases(h: int, w: int) -> dict[str, dict]:
         "box + bg point": dict(box=box, point_coords=_scaled(h, w, [[0.6, 0.2]]), point_labels=[0]),
         "four boxes": dict(box=np.stack([box, box * 0.5, box * 0.9, np.r_[box[:2], box[:2] + 40]])),
         "border points": dict(point_coords=[[0, 0], [w - 1, h - 1], [w, h / 2]], point_labels=[1, 0, 1]),
+        "padded prompts": dict(point_coords=_scaled(h, w, [[[0.5, 0.4], [0.1, 0.9], [0.7, 0.7]],
+                                                           [[0.3, 0.3], [0.0, 0.0], [0.0, 0.0]]]),
+                               point_labels=[[1, 0, 1], [1, -1, -1]]),
         "logits": dict(point_coords=_scaled(h, w, [[0.3, 0.6]]), point_labels=[1], return_logits=True),
     }
 
@@ -199,6 +202,7 @@ def ready(pair):
     (dict(point_coords=[[np.inf, 3.0]], point_labels=[1]), "NaN or infinite"),
     (dict(point_coords=[[1.0, 3.0]], point_labels=[2]), "must be 1 (foreground) or 0"),
     (dict(point_coords=[[1.0, 3.0]], point_labels=[-1]), "must be 1 (foreground) or 0"),
+    (dict(point_coords=[[[1.0, 3.0]], [[2.0, 2.0]]], point_labels=[[1], [-1]]), "only padding"),
     (dict(point_coords=[[1.0, 3.0], [4, 5]], point_labels=[1]), "point_labels has shape"),
     (dict(point_coords=[[1.0, 3.0]]), "must be given together"),
     (dict(point_coords=[1.0, 3.0, 4.0], point_labels=[1]), "point_coords must be"),

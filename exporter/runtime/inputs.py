@@ -1,9 +1,11 @@
 """Validate images and prompts, and assemble the decoder's prompt tensors as SAM 2 does.
 
 Shapes follow ``SAM2ImagePredictor.predict``: points [N, 2] or [B, N, 2] with labels [N] or
-[B, N]; boxes [4] or [B, 4]; mask_input [1, 256, 256] or [B, 1, 256, 256]. Boxes become two
-corner points labelled 2 and 3, placed before the clicks of the same prompt. Every problem is
-an InputError naming the argument.
+[B, N]; boxes [4] or [B, 4]; mask_input [1, 256, 256] or [B, 1, 256, 256]. Labels are 1
+(foreground) or 0 (background); in a [B, N, 2] batch, prompts with fewer points are padded
+with label -1, as the official predictor accepts. Boxes become two corner points labelled 2
+and 3, placed before the clicks of the same prompt. Every problem is an InputError naming the
+argument.
 """
 
 from __future__ import annotations
@@ -91,15 +93,17 @@ def prepare_prompts(point_coords, point_labels, box, mask_input, orig_hw: tuple[
     if point_coords is not None:
         coords = _array(point_coords, "point_coords", (2, 3), last=2)
         labels = _array(point_labels, "point_labels", (1, 2))
+        batched = coords.ndim == 3
         if coords.ndim == 2:
             coords, labels = coords[None], labels[None] if labels.ndim == 1 else labels
         if labels.shape != coords.shape[:2]:
             raise InputError(f"point_coords has {coords.shape[1]} point(s) per prompt "
                              f"(shape {coords.shape}) but point_labels has shape {labels.shape}")
-        bad = sorted(set(np.unique(labels).tolist()) - {float(C.LABEL_BG), float(C.LABEL_FG)})
+        allowed = {float(C.LABEL_BG), float(C.LABEL_FG)} | ({float(C.LABEL_PAD)} if batched else set())
+        bad = sorted(set(np.unique(labels).tolist()) - allowed)
         if bad:
-            raise InputError(f"point_labels must be 1 (foreground) or 0 (background), got {bad}; "
-                             "give boxes with box=")
+            raise InputError(f"point_labels must be 1 (foreground) or 0 (background), or -1 to pad "
+                             f"[B, N, 2] prompts with fewer points; got {bad}; give boxes with box=")
         coords = transform_coords(coords, orig_hw, normalize_coords)
     if box is not None:
         boxes = _array(box, "box", (1, 2), last=4).reshape(-1, 4)
@@ -117,6 +121,8 @@ def prepare_prompts(point_coords, point_labels, box, mask_input, orig_hw: tuple[
             labels = np.concatenate([corner_labels, labels], axis=1)
     if coords is None or coords.shape[1] == 0:
         raise InputError("empty prompt: give point_coords/point_labels or a box")
+    if (labels == C.LABEL_PAD).all(axis=1).any():
+        raise InputError("a prompt has only padding points (-1): give it at least one real point")
     n = len(coords)
     if mask_input is None:
         masks, has = np.zeros((n, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32), np.zeros(n, np.float32)

@@ -1,4 +1,5 @@
-"""Shared fixtures: seeded random-weight checkpoints in the official format.
+"""Shared fixtures for tests/ and parity_tests/, loaded once as a plugin (``-p tests.fixtures``
+in pyproject), so session-scoped exports are made once and reused by both suites.
 
 Official checkpoints cannot be downloaded in CI, so every test that needs one uses a variant
 built with sam2's own initialisation under a fixed seed and saved as ``{"model": state_dict}``.

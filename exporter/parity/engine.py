@@ -1,0 +1,168 @@
+"""The parity engine: exported artifacts vs the unmodified official SAM2ImagePredictor.
+
+Used by ``sam2-onnx parity`` and the ``parity_tests/`` suite alike. For every image it
+measures preprocessing (our tensor vs SAM2Transforms'), the encoder (ONNX on the official
+tensor vs the official features), then every prompt kind end to end (our preprocessing,
+encoder, decoder and upsampling vs ``predict``), and holds each metric to the gates in
+``configs/<variant>.yaml`` for the precision under test.
+
+The reference must carry the artifacts' weights: its state-dict digest is compared with the
+manifest's before anything runs, and parity against different weights is refused.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from ..errors import ParityError
+from ..manifest import read_manifest
+from ..runtime import SAM2OnnxPredictor
+from ..runtime.transforms import preprocess
+from ..variants import resolve
+from .cases import KINDS, SAMPLES, load_images
+from .metrics import check, decoder_metrics, encoder_metrics, max_abs
+
+
+@dataclass
+class CaseResult:
+    image: str
+    kind: str                      # "encoder" (per image) or a prompt kind
+    metrics: dict
+    failures: list[str]
+    seconds: dict[str, float]
+    masks: tuple | None = None     # (reference, ours) best-mask logits [H, W], for the report
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class ParityResult:
+    model_dir: Path
+    variant: str
+    precision: str
+    weights: dict
+    gates: dict
+    cases: list[CaseResult] = field(default_factory=list)
+    images: dict[str, tuple[int, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    def failures(self) -> list[str]:
+        return [f"{c.image} / {c.kind}: {f}" for c in self.cases for f in c.failures]
+
+
+def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: int | None = None):
+    """The official predictor with the artifacts' weights (from a checkpoint, a seed, or the
+    manifest's own random seed); refuses weights whose digest differs from the manifest's."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from ..checkpoints.loading import load_checkpoint, random_model
+
+    variant, recorded = resolve(manifest["variant"]["name"]), manifest["weights"]
+    if checkpoint is None and seed is None:
+        if recorded["source"] != "random":
+            raise ParityError(f"the artifacts were exported from {recorded.get('checkpoint_file')}; "
+                              "pass the same file with --checkpoint")
+        seed = recorded["seed"]
+    model, source = load_checkpoint(variant, checkpoint) if checkpoint is not None else random_model(variant, seed)
+    if source.state_dict_sha256 != recorded["state_dict_sha256"]:
+        given = f"checkpoint {checkpoint}" if checkpoint is not None else f"random weights seed {seed}"
+        raise ParityError(f"{given} has state-dict digest {source.state_dict_sha256[:12]}, but the artifacts "
+                          f"were exported from {recorded['state_dict_sha256'][:12]}; parity against "
+                          "different weights is refused")
+    return SAM2ImagePredictor(model), source
+
+
+def _features(ref) -> dict[str, np.ndarray]:
+    f = ref._features
+    return {"high_res_feats_0": f["high_res_feats"][0].numpy(), "high_res_feats_1": f["high_res_feats"][1].numpy(),
+            "image_embed": f["image_embed"].numpy()}
+
+
+def _best_masks(ref_out, our_out) -> tuple[np.ndarray, np.ndarray]:
+    """The first prompt's best mask (by the reference's score): logits [H, W] from each side."""
+    (m_ref, s_ref, _), (m_ours, _, _) = ref_out, our_out
+    m_ref, m_ours = m_ref.reshape(-1, *m_ref.shape[-3:]), m_ours.reshape(-1, *m_ours.shape[-3:])
+    best = int(np.argmax(s_ref.reshape(-1, s_ref.shape[-1])[0]))
+    return m_ref[0, best], m_ours[0, best]
+
+
+def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | None = None,
+               seed: int | None = None, samples: list[str] | None = None, images: list[Path] = (),
+               kinds: list[str] | None = None, keep_masks: bool = True,
+               stream: TextIO | None = sys.stderr) -> ParityResult:
+    """Measure every (image, prompt kind) case; the result holds metrics, failures, timings."""
+    import torch
+
+    t_start = time.perf_counter()
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    variant = resolve(manifest["variant"]["name"])
+    kinds = list(KINDS) if kinds is None else kinds
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ParityError(f"unknown prompt kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    gates = variant.parity[precision] if precision in variant.parity else None
+    if gates is None:
+        raise ParityError(f"configs have no parity gates for precision {precision!r}")
+    pictures = load_images(list(SAMPLES) if samples is None else samples, list(images))
+    ours = SAM2OnnxPredictor(model_dir, precision=precision)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sam2 scripts its transforms with torch.jit (deprecated)
+        ref, source = reference_predictor(manifest, checkpoint, seed)
+    result = ParityResult(model_dir, variant.name, precision,
+                          {"source": source.kind, "seed": source.seed, "state_dict_sha256": source.state_dict_sha256},
+                          dict(gates))
+    for name, image in pictures.items():
+        h, w = image.shape[:2]
+        result.images[name] = (h, w)
+        t0 = time.perf_counter()
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref.set_image(image.copy())
+            x_ref = ref._transforms(image.copy())[None].numpy()
+        t1 = time.perf_counter()
+        embedding = ours.embed(image)
+        t2 = time.perf_counter()
+        names = [o.name for o in ours.graphs.encoder.get_outputs()]
+        on_ref_input = dict(zip(names, ours.graphs.encoder.run(None, {"image": x_ref})))
+        metrics = {"preprocess_max_abs": max_abs(preprocess(image), x_ref),
+                   **encoder_metrics(on_ref_input, _features(ref))}
+        result.cases.append(CaseResult(name, "encoder", metrics, check(metrics, gates),
+                                       {"reference": t1 - t0, "ours": t2 - t1}))
+        for kind in kinds:
+            kwargs = KINDS[kind](h, w)
+            if kind == "refine":  # feed back the reference's best low-res logits of a click
+                _, scores, low_res = ref.predict(**KINDS["point"](h, w))
+                kwargs["mask_input"] = low_res[np.argmax(scores)][None]
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                ref_out = ref.predict(**kwargs, return_logits=True)
+            t1 = time.perf_counter()
+            our_out = ours.decode(embedding, **kwargs, return_logits=True)
+            t2 = time.perf_counter()
+            metrics = decoder_metrics(our_out, ref_out, band=gates["flip_band"], score_tol=gates["score_abs"])
+            result.cases.append(CaseResult(name, kind, metrics, check(metrics, gates),
+                                           {"reference": t1 - t0, "ours": t2 - t1},
+                                           _best_masks(ref_out, our_out) if keep_masks else None))
+        if stream is not None:
+            mine = [c for c in result.cases if c.image == name]
+            worst = min(c.metrics.get("mask_iou_min", 1.0) for c in mine)
+            failed = sum(not c.passed for c in mine)
+            stream.write(f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
+                         f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n")
+            stream.flush()
+    result.seconds = time.perf_counter() - t_start
+    return result

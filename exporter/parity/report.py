@@ -1,0 +1,139 @@
+"""Parity reports next to the artifacts: ``parity.json`` (every metric) and ``parity.html``
+(summary table, then reference / ONNX / XOR pictures per case), plus the verdict in the manifest."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..digests import sha256_file
+from ..manifest import package_versions, read_manifest, write_manifest
+from ..staging import write_text_atomic
+from .cases import SAMPLES, sample_image
+from .engine import ParityResult
+
+THUMB = 180  # px, longest side of each picture in the HTML report
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else str(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def as_json(result: ParityResult) -> dict:
+    return _json_safe({
+        "schema": "sam2-onnx/parity", "schema_version": 1,
+        "variant": result.variant, "precision": result.precision,
+        "verdict": "pass" if result.passed else "fail",
+        "weights": result.weights,
+        "weights_note": "random weights make these numbers a test of the conversion, not of model quality"
+                        if result.weights["source"] == "random" else None,
+        "versions": package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime"),
+        "gates": result.gates, "images": {k: list(v) for k, v in result.images.items()},
+        "seconds": round(result.seconds, 1),
+        "failures": result.failures(),
+        "cases": [{"image": c.image, "kind": c.kind, "passed": c.passed, "metrics": c.metrics,
+                   "failures": c.failures, "seconds": {k: round(v, 4) for k, v in c.seconds.items()}}
+                  for c in result.cases],
+    })
+
+
+def _png(rgb: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _pictures(image: np.ndarray, ref: np.ndarray, ours: np.ndarray) -> list[str]:
+    """Reference mask (blue), ONNX mask (orange), and their XOR (red) over a small grey image."""
+    h, w = ref.shape
+    scale = min(1.0, THUMB / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    base = np.asarray(Image.fromarray(image).convert("L").convert("RGB").resize(size)).astype(np.float32) * 0.6
+
+    def paint(mask: np.ndarray, colour) -> str:
+        m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0
+        out = base.copy()
+        out[m] = 0.4 * out[m] + 0.6 * np.float32(colour)
+        return _png(out.clip(0, 255).astype(np.uint8))
+    a, b = ref > 0, ours > 0
+    return [paint(a, (0, 114, 178)), paint(b, (230, 159, 0)), paint(a ^ b, (255, 0, 0))]
+
+
+def as_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
+    esc = html.escape
+    verdict = "PASS" if result.passed else "FAIL"
+    rows = []
+    for c in result.cases:
+        m = c.metrics
+        cells = [c.image, c.kind, "pass" if c.passed else "FAIL",
+                 f"{m['mask_iou_min']:.6f}" if "mask_iou_min" in m else "",
+                 f"{m['logits_max_abs']:.2e}" if "logits_max_abs" in m else "",
+                 f"{m['score_abs']:.2e}" if "score_abs" in m else "",
+                 str(m.get("flips_outside_band", "")), f"{m['encoder_rel_l2']:.2e}" if "encoder_rel_l2" in m else "",
+                 f"{m['preprocess_max_abs']:.2e}" if "preprocess_max_abs" in m else "", "; ".join(c.failures)]
+        rows.append("<tr class='%s'>%s</tr>" % ("ok" if c.passed else "bad", "".join(f"<td>{esc(x)}</td>" for x in cells)))
+    pictures = []
+    for c in result.cases:
+        if c.masks is None or c.image not in images:
+            continue
+        ref_png, our_png, xor_png = _pictures(images[c.image], *c.masks)
+        flips = c.metrics.get("flipped_pixels", 0)
+        pictures.append(f"<figure><figcaption>{esc(c.image)} / {esc(c.kind)}: IoU {c.metrics['mask_iou_min']:.6f}, "
+                        f"{flips} flipped px</figcaption><img src='{ref_png}' title='reference'>"
+                        f"<img src='{our_png}' title='ONNX'><img src='{xor_png}' title='XOR'></figure>")
+    note = ("<p><b>Random weights</b>: these numbers test the conversion, not model quality.</p>"
+            if result.weights["source"] == "random" else "")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>parity {esc(result.variant)} {result.precision}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px}} tr.bad{{background:#fdd}} figure{{display:inline-block;margin:8px}}
+figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verdict{{font-size:1.4em}}</style></head><body>
+<h1>Parity: {esc(result.variant)} ({result.precision}) vs official SAM2ImagePredictor</h1>
+<p class="verdict">Verdict: <b>{verdict}</b> &mdash; {len(result.cases)} cases, {len(result.failures())} failures,
+{len(result.images)} images, {result.seconds:.0f} s.</p>{note}
+<p>Gates: {esc(json.dumps(result.gates))}</p>
+<table><tr><th>image</th><th>case</th><th>verdict</th><th>mask IoU min</th><th>logits max abs</th><th>score abs</th>
+<th>flips outside band</th><th>encoder rel L2</th><th>preprocess max abs</th><th>failures</th></tr>
+{''.join(rows)}</table>
+<h2>Best mask per case: reference (blue), ONNX (orange), XOR (red)</h2>
+{''.join(pictures)}
+</body></html>
+"""
+
+
+def write_report(result: ParityResult, report_dir: Path, images: dict[str, np.ndarray] | None = None) -> tuple[Path, Path]:
+    """Write parity.json and parity.html into ``report_dir`` (atomically each)."""
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    if images is None:
+        images = {name: sample_image(name) for name in result.images if name in SAMPLES}
+    suffix = "" if result.precision == "fp32" else f".{result.precision}"
+    json_path, html_path = report_dir / f"parity{suffix}.json", report_dir / f"parity{suffix}.html"
+    write_text_atomic(json_path, json.dumps(as_json(result), indent=2) + "\n")
+    write_text_atomic(html_path, as_html(result, images))
+    return json_path, html_path
+
+
+def record_in_manifest(model_dir: Path, result: ParityResult, json_path: Path) -> None:
+    """Store the verdict and the report's digest in the artifacts' manifest."""
+    manifest = read_manifest(model_dir)
+    manifest.setdefault("parity", {})[result.precision] = {
+        "verdict": "pass" if result.passed else "fail", "cases": len(result.cases),
+        "failures": len(result.failures()), "images": sorted(result.images),
+        "report": json_path.name if json_path.parent == Path(model_dir) else str(json_path),
+        "report_sha256": sha256_file(json_path),
+    }
+    write_manifest(model_dir, manifest)

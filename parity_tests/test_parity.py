@@ -1,0 +1,120 @@
+"""The parity suite: every variant's FP32 artifacts vs the official SAM2ImagePredictor.
+
+Random weights (seed 0) stand in for official checkpoints, which cannot be downloaded here:
+the numbers measure the conversion, not the model's quality. Gates: configs/<variant>.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from exporter import contract as C
+from exporter.equivalence import run_graph
+from exporter.errors import ParityError
+from exporter.graph_files import trace
+from exporter.graphs import ImageEncoder
+from exporter.manifest import file_entry, read_manifest, write_manifest
+from exporter.parity.cases import KINDS, SAMPLES
+from exporter.parity.engine import run_parity
+from exporter.parity.metrics import check
+from exporter.parity.report import record_in_manifest, write_report
+from exporter.variants import all_variants, resolve
+from tests.fixtures import run_cli
+
+from .plan import PLAN
+
+
+def test_plan_covers_every_variant_photo_and_kind():
+    assert sorted(PLAN) == sorted(v.name for v in all_variants())
+    seen = [photo for photos in PLAN.values() for photo in photos]
+    assert all(seen.count(p) >= 2 for p in SAMPLES), seen
+
+
+@pytest.mark.parametrize("name", list(PLAN))
+def test_parity(exported, name, tmp_path):
+    result = run_parity(exported(name), samples=PLAN[name], stream=None)
+    assert result.passed, "\n".join(result.failures())
+    assert {c.kind for c in result.cases} == set(KINDS) | {"encoder"}
+    assert len(result.cases) == len(PLAN[name]) * (len(KINDS) + 1)
+    json_path, html_path = write_report(result, tmp_path)
+    report = json.loads(json_path.read_text())
+    assert report["verdict"] == "pass" and report["weights"]["seed"] == 0
+    assert len(report["cases"]) == len(result.cases)
+    assert html_path.read_text().count("<img ") == 3 * len(PLAN[name]) * len(KINDS)
+
+
+def test_metrics_reject_nan_and_name_the_passing_tolerance():
+    gates = resolve("tiny").parity["fp32"]
+    assert check({"mask_iou_min": float("nan")}, gates) != []
+    assert check({"finite": False}, gates) == ["outputs contain NaN or inf"]
+    (failure,) = check({"logits_max_abs": 0.25}, gates)
+    assert "0.25 > 0.001" in failure and "<= 0.25" in failure
+
+
+def _with_bgr_encoder(folder, tmp_path):
+    """A copy of the artifacts whose encoder was exported reading BGR: a classic export bug."""
+    from exporter.checkpoints.loading import random_model
+
+    class BGREncoder(ImageEncoder):
+        def forward(self, image):
+            return super().forward(image.flip(1))
+
+    broken = shutil.copytree(folder, tmp_path / folder.name)
+    model, _ = random_model(resolve("tiny"), 0)
+    trace(BGREncoder(model).eval(), (torch.zeros(1, 3, 1024, 1024),), broken / C.ENCODER_FILE, "encoder", 17)
+    manifest = read_manifest(broken)  # the manifest is rewritten, so only parity can tell
+    manifest["files"][C.ENCODER_FILE] = file_entry(broken / C.ENCODER_FILE, "encoder", "fp32")
+    write_manifest(broken, manifest)
+    return broken
+
+
+def test_broken_artifact_fails_loudly(exported, tmp_path):
+    broken = _with_bgr_encoder(exported("tiny"), tmp_path)
+    out = run_graph(broken / C.ENCODER_FILE, [{"image": np.zeros((1, 3, 1024, 1024), np.float32)}])
+    assert out[0]["image_embed"].shape == (1, 256, 64, 64)  # a well-formed graph, wrong function
+    proc = run_cli("parity", broken, "--samples", "chelsea", "--kinds", "point,box")
+    assert proc.returncode == 5, proc.stderr
+    assert "encoder_rel_l2 = " in proc.stderr and "would pass with a threshold <=" in proc.stderr
+    assert "chelsea / encoder" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    report = json.loads((broken / "parity.json").read_text())
+    assert report["verdict"] == "fail" and report["failures"]
+    assert read_manifest(broken)["parity"]["fp32"]["verdict"] == "fail"
+
+
+def test_parity_cli_writes_report_and_manifest_verdict(exported, tmp_path):
+    folder = shutil.copytree(exported("tiny"), tmp_path / "model")
+    user_image = tmp_path / "mine.png"
+    from PIL import Image
+    Image.fromarray(np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (200, 1))).save(user_image)
+    proc = run_cli("parity", folder, "--samples", "camera", "--images", user_image, "--kinds",
+                   "point,four_boxes,padding")
+    assert proc.returncode == 0, proc.stderr
+    assert "fp32: PASS" in proc.stdout
+    report = json.loads((folder / "parity.json").read_text())
+    assert sorted(report["images"]) == ["camera", "mine.png"]
+    entry = read_manifest(folder)["parity"]["fp32"]
+    assert entry["verdict"] == "pass" and entry["report"] == "parity.json" and entry["cases"] == 8
+    from exporter.digests import sha256_file
+    assert entry["report_sha256"] == sha256_file(folder / "parity.json")
+    assert (folder / "parity.html").read_text().startswith("<!doctype html>")
+
+
+def test_parity_against_other_weights_is_refused(exported, random_checkpoint):
+    with pytest.raises(ParityError, match="different weights is refused"):
+        run_parity(exported("tiny"), seed=1, samples=["chelsea"], stream=None)
+    path, _ = random_checkpoint("tiny", seed=2)
+    proc = run_cli("parity", exported("tiny"), "--checkpoint", path, "--samples", "chelsea")
+    assert proc.returncode == 1 and "different weights is refused" in proc.stderr
+
+
+def test_unknown_samples_and_kinds_are_refused(exported):
+    proc = run_cli("parity", exported("tiny"), "--samples", "lena")
+    assert proc.returncode == 1 and "unknown sample image(s) lena" in proc.stderr
+    proc = run_cli("parity", exported("tiny"), "--kinds", "lasso")
+    assert proc.returncode == 1 and "unknown prompt kind(s) lasso" in proc.stderr

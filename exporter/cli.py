@@ -270,7 +270,7 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
     from .errors import ParityFailed
     from .parity.cases import KINDS, SAMPLES
     from .parity.engine import run_parity
-    from .parity.report import record_in_manifest, write_report
+    from .parity.report import save_report
 
     if checkpoint is not None and random_weights:
         raise click.UsageError("give at most one of --checkpoint and --random-weights")
@@ -285,11 +285,10 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
         click.echo(f"parity {model_dir} ({prec}) vs official SAM2ImagePredictor", err=True)
         result = run_parity(model_dir, prec, checkpoint=checkpoint, seed=seed, samples=names,
                             images=list(images), kinds=kind_list)
-        json_path, html_path = write_report(result, report_dir or model_dir)
-        record_in_manifest(model_dir, result, json_path)
-        worst = min(c.metrics.get("mask_iou_min", 1.0) for c in result.cases)
+        _, html_path = save_report(result, report_dir)
         click.echo(f"{prec}: {'PASS' if result.passed else 'FAIL'}  {len(result.cases)} cases on "
-                   f"{len(result.images)} images, worst mask IoU {worst:.6f}, {result.seconds:.0f} s -> {html_path}")
+                   f"{len(result.images)} images, worst mask IoU {result.worst_iou:.6f}, "
+                   f"{result.seconds:.0f} s -> {html_path}")
         for line in result.failures():
             click.echo(f"  {line}", err=True)
         failed += [f"{prec} {line}" for line in result.failures()]

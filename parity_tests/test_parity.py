@@ -22,7 +22,7 @@ from exporter.manifest import file_entry, read_manifest, write_manifest
 from exporter.parity.cases import KINDS, SAMPLES
 from exporter.parity.engine import run_parity
 from exporter.parity.metrics import check
-from exporter.parity.report import record_in_manifest, write_report
+from exporter.parity.report import write_report
 from exporter.variants import all_variants, resolve
 from tests.fixtures import run_cli
 

@@ -77,14 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     def parity():
         from exporter.errors import ParityFailed
         from exporter.parity.engine import run_parity
-        from exporter.parity.report import record_in_manifest, write_report
+        from exporter.parity.report import save_report
 
-        folder = args.out / variant.name
-        result = run_parity(folder, checkpoint=ckpt)
-        json_path, html_path = write_report(result, folder)
-        record_in_manifest(folder, result, json_path)
-        worst = min(c.metrics.get("mask_iou_min", 1.0) for c in result.cases)
-        summary = (f"{len(result.cases)} cases on {len(result.images)} photos, worst mask IoU {worst:.6f}; "
+        result = run_parity(args.out / variant.name, checkpoint=ckpt)
+        _, html_path = save_report(result)
+        summary = (f"{len(result.cases)} cases on {len(result.images)} photos, worst mask IoU {result.worst_iou:.6f}; "
                    f"report {html_path.relative_to(ROOT) if html_path.is_relative_to(ROOT) else html_path}")
         if not result.passed:
             raise ParityFailed(f"{len(result.failures())} failure(s): {result.failures()[0]}; {summary}")

@@ -19,7 +19,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from benchlib import describe, machine, update_readme  # noqa: E402
 from exporter.parity.engine import run_parity  # noqa: E402
-from exporter.parity.report import record_in_manifest, write_report  # noqa: E402
+from exporter.parity.report import save_report  # noqa: E402
 from parity_tests.plan import PLAN  # noqa: E402
 
 
@@ -33,12 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.artifacts / name
         print(f"[parity] {name}: {', '.join(photos)}", flush=True)
         result = run_parity(folder, samples=photos)
-        json_path, _ = write_report(result, folder)
-        record_in_manifest(folder, result, json_path)
+        save_report(result)
         prompts = [c.metrics for c in result.cases if c.kind != "encoder"]
         encoders = [c.metrics for c in result.cases if c.kind == "encoder"]
         s = {"photos": len(photos), "cases": len(result.cases), "passed": result.passed,
-             "iou_min": min(m["mask_iou_min"] for m in prompts),
+             "iou_min": result.worst_iou,
              "flips_outside_band": max(m["flips_outside_band"] for m in prompts),
              "logits_max_abs": max(m["logits_max_abs"] for m in prompts),
              "score_abs": max(m["score_abs"] for m in prompts),

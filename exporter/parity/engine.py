@@ -59,6 +59,10 @@ class ParityResult:
     def passed(self) -> bool:
         return bool(self.cases) and all(c.passed for c in self.cases)
 
+    @property
+    def worst_iou(self) -> float:
+        return min((c.metrics["mask_iou_min"] for c in self.cases if "mask_iou_min" in c.metrics), default=1.0)
+
     def failures(self) -> list[str]:
         return [f"{c.image} / {c.kind}: {f}" for c in self.cases for f in c.failures]
 
@@ -159,7 +163,7 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
                                            _best_masks(ref_out, our_out) if keep_masks else None))
         if stream is not None:
             mine = [c for c in result.cases if c.image == name]
-            worst = min(c.metrics.get("mask_iou_min", 1.0) for c in mine)
+            worst = min(c.metrics.get("mask_iou_min", 1.0) for c in mine)  # this photo only
             failed = sum(not c.passed for c in mine)
             stream.write(f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
                          f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n")

@@ -137,3 +137,10 @@ def record_in_manifest(model_dir: Path, result: ParityResult, json_path: Path) -
         "report_sha256": sha256_file(json_path),
     }
     write_manifest(model_dir, manifest)
+
+
+def save_report(result: ParityResult, report_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write the report (default: next to the artifacts) and record the verdict in the manifest."""
+    json_path, html_path = write_report(result, report_dir or result.model_dir)
+    record_in_manifest(result.model_dir, result, json_path)
+    return json_path, html_path

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from benchlib import describe, machine, update_readme  # noqa: E402
+from benchlib import describe, machine, publish  # noqa: E402
 from exporter.manifest import read_manifest  # noqa: E402
 from exporter.variants import all_variants, resolve  # noqa: E402
 
@@ -76,12 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(bench_one(name, args.out))
         r = results[-1]
         print(f"[bench] {name}: {r['wall_s']} s, peak RSS {r['peak_rss_gb']} GB", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench-export.json").write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
-    text = table(results, info)
-    print("\n" + text)
-    if not args.no_readme:
-        print(f"[bench] table written to {update_readme('export', text)}")
+    publish(args.out, "bench-export.json", {"machine": info, "results": results}, "export",
+            table(results, info), readme=not args.no_readme)
     return 0
 
 

@@ -12,7 +12,6 @@ a warm-up. Speed does not depend on the weights' values.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ import skimage.data  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchlib import describe, machine, update_readme  # noqa: E402
+from benchlib import describe, machine, publish  # noqa: E402
 from exporter.checkpoints.loading import random_model  # noqa: E402
 from exporter.errors import Sam2OnnxError  # noqa: E402
 from exporter.export import export_variant  # noqa: E402
@@ -96,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
                "threads": args.threads, "torch_encoder": torch_encoder, "ort_encoder": ort_encoder,
                "torch_click_to_mask": torch_click, "ort_click_to_mask": ort_click,
                "ort_upsample_3_masks": upsample}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench-runtime.json").write_text(json.dumps(results, indent=2) + "\n")
     te, oe, tc, oc = (r["median_ms"] for r in (torch_encoder, ort_encoder, torch_click, ort_click))
     text = (f"Measured {describe(results['machine'])}, {variant.name} (random weights seed 0), "
             f"1800x1200 photo, {args.threads} threads, medians of one run:\n\n"
@@ -105,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| encoder (preprocess + encoder) | {te:.0f} ms | {oe:.0f} ms | {oe / te:.2f}x |\n"
             f"| click-to-mask (decoder + upsampling to 1800x1200) | {tc:.1f} ms | {oc:.1f} ms | {oc / tc:.2f}x |\n"
             f"| of which upsampling 3 masks (numpy) | | {upsample['median_ms']:.1f} ms | |\n")
-    print("\n" + text)
-    if not args.no_readme:
-        print(f"[bench] table written to {update_readme('runtime', text)}")
+    publish(args.out, "bench-runtime.json", results, "runtime", text, readme=not args.no_readme)
     return 0
 
 

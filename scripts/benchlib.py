@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -33,3 +34,12 @@ def update_readme(marker: str, text: str) -> Path:
         raise SystemExit(f"README.md has no <!-- bench:{marker}:start/end --> markers")
     readme.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), old))
     return readme
+
+
+def publish(out: Path, json_name: str, data: dict, marker: str, text: str, readme: bool = True) -> None:
+    """Write the results JSON into ``out``, print the table, and put it into the README."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / json_name).write_text(json.dumps(data, indent=2) + "\n")
+    print("\n" + text)
+    if readme:
+        print(f"[bench] table written to {update_readme(marker, text)}")

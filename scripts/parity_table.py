@@ -10,14 +10,13 @@ same photos and prompt kinds as the CI suite, and writes each folder's parity re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from benchlib import describe, machine, update_readme  # noqa: E402
+from benchlib import describe, machine, publish  # noqa: E402
 from exporter.parity.engine import run_parity  # noqa: E402
 from exporter.parity.report import save_report  # noqa: E402
 from parity_tests.plan import PLAN  # noqa: E402
@@ -55,10 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             "| variant | photos | cases | verdict | mask IoU min | flips outside band | logits max abs | "
             "score abs | encoder rel L2 | preprocess max abs | time |\n"
             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n")
-    (args.artifacts / "parity-table.json").write_text(json.dumps({"machine": info, "variants": summary}, indent=2) + "\n")
-    print("\n" + text)
-    if not args.no_readme:
-        print(f"[parity] table written to {update_readme('parity', text)}")
+    publish(args.artifacts, "parity-table.json", {"machine": info, "variants": summary}, "parity", text,
+            readme=not args.no_readme)
     return 0 if all(s["passed"] for s in summary.values()) else 1
 
 

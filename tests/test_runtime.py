@@ -23,6 +23,7 @@ from sam2.utils.transforms import SAM2Transforms
 
 from exporter.checkpoints.loading import random_model
 from exporter.equivalence import rel_l2
+from exporter.parity.metrics import iou
 from exporter.errors import InputError, IntegrityError, ManifestError, NotReadyError
 from exporter.runtime import SAM2OnnxPredictor
 from exporter.runtime.transforms import preprocess, upsample_masks
@@ -41,17 +42,11 @@ def pair(exported):
     return SAM2ImagePredictor(model), SAM2OnnxPredictor(exported("tiny"))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0.5, b > 0.5
-    union = (a | b).sum()
-    return 1.0 if union == 0 else float((a & b).sum() / union)
-
-
 def _assert_same(ref_out, our_out):
     (m1, s1, l1), (m2, s2, l2) = ref_out, our_out
     assert (m1.shape, s1.shape, l1.shape) == (m2.shape, s2.shape, l2.shape)
     assert m2.dtype == m1.dtype == np.float32
-    ious = [_iou(a, b) for a, b in zip(m1.reshape(-1, *m1.shape[-2:]), m2.reshape(-1, *m2.shape[-2:]))]
+    ious = [iou(a > 0.5, b > 0.5) for a, b in zip(m1.reshape(-1, *m1.shape[-2:]), m2.reshape(-1, *m2.shape[-2:]))]
     assert min(ious) >= 0.9999, ious
     assert float(np.abs(s1 - s2).max()) <= 1e-4
     assert float(np.abs(l1 - l2).max()) <= 1e-3

@@ -69,11 +69,13 @@ class SAM2OnnxPredictor:
         if not isinstance(images, (list, tuple)) or not images:
             raise InputError("images must be a non-empty list of images")
         rgb = [as_rgb(im) for im in images]
-        x = np.concatenate([preprocess(im) for im in rgb])
-        outs = dict(zip([o.name for o in self.graphs.encoder.get_outputs()],
-                        self.graphs.encoder.run(None, {C.ENCODER_INPUTS[0].name: x})))
+        outs = self.encode_tensor(np.concatenate([preprocess(im) for im in rgb]))
         return [Embedding(outs["image_embed"][i:i + 1], outs["high_res_feats_0"][i:i + 1],
                           outs["high_res_feats_1"][i:i + 1], im.shape[:2]) for i, im in enumerate(rgb)]
+
+    def encode_tensor(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The encoder graph on an already preprocessed [B, 3, 1024, 1024] tensor; outputs by name."""
+        return dict(zip(C.names(C.ENCODER_OUTPUTS), self.graphs.encoder.run(None, {C.ENCODER_INPUTS[0].name: x})))
 
     def decode(self, embedding: Embedding, point_coords=None, point_labels=None, box=None, mask_input=None,
                multimask_output: bool = True, return_logits: bool = False, normalize_coords: bool = True):

@@ -1,7 +1,8 @@
 """Export one SAM 2 variant: load -> trace -> check -> simplify (verified) -> stamp -> publish.
 
-``export_variant`` writes ``<out>/<variant name>/`` with ``encoder.onnx``, ``decoder.onnx`` and
-``manifest.json``, built in a staging folder and renamed into place at the end (staging.py).
+``export_variant`` writes ``<out>/<variant name>/`` with ``encoder.onnx``, ``decoder.onnx``, the
+FP16/INT8 graphs asked for (``encoder.fp16.onnx`` ..., see precision/) and ``manifest.json``,
+built in a staging folder and renamed into place at the end (staging.py).
 
 Memory: graphs are traced straight to files and the torch model is freed before anything else
 runs; ONNX's shape inference and checker work on the files in C++. ``large`` peaks far under
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import platform
 import shutil
 import sys
@@ -26,7 +28,9 @@ from typing import TextIO
 from . import contract as C
 from . import graph_files as G
 from . import manifest as M
-from .errors import CheckpointError, ExportError, refuse_overwrite
+from .errors import CheckpointError, ExportError, InputError, refuse_overwrite
+from .precision import build_precisions, check_settings, parse_precisions
+from .precision import steps as precision_steps
 from .sample_inputs import SAMPLE_PHOTO, encoder_feed, reference_runs
 from .staging import publish, staging_dir
 from .variants import Variant
@@ -78,8 +82,12 @@ def check_opset(opset: int) -> int:
 
 def export_variant(variant: Variant, out: Path, *, checkpoint: Path | None = None, seed: int | None = None,
                    opset: int | None = None, simplify: bool = True, force: bool = False,
+                   precisions: list[str] = ("fp32",), calibration_images: Path | None = None,
                    stream: TextIO | None = sys.stderr) -> ExportResult:
     """Export ``variant`` with the weights of ``checkpoint`` or random weights from ``seed``.
+
+    ``precisions``: "fp32" plus any of "fp16", "int8" (see exporter/precision); static INT8
+    calibrates on ``calibration_images`` (a folder) or the bundled photos.
 
     Returns the final folder, its manifest and the seconds per step. Raises ExportError
     (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
@@ -88,6 +96,10 @@ def export_variant(variant: Variant, out: Path, *, checkpoint: Path | None = Non
     if (checkpoint is None) == (seed is None):
         raise ExportError("give exactly one of a checkpoint or random weights with a seed")
     opset = check_opset(variant.opset if opset is None else opset)
+    precisions = parse_precisions(",".join(precisions))
+    check_settings(variant, precisions)
+    if calibration_images is not None and not Path(calibration_images).is_dir():
+        raise InputError(f"--calibration-images {calibration_images}: not a directory")
     out, final = Path(out), Path(out) / variant.name
     refuse_overwrite(final, force)  # before minutes of work; publish checks again
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -95,10 +107,10 @@ def export_variant(variant: Variant, out: Path, *, checkpoint: Path | None = Non
     weights_text = f"checkpoint {Path(checkpoint).name}" if checkpoint else f"random weights, seed {seed}"
     if stream is not None:
         stream.write(f"export {variant.name} ({weights_text}, opset {opset}) -> {final}\n")
-    progress = _Progress(8 if simplify else 6, stream)
+    progress = _Progress((9 if simplify else 7) + precision_steps(precisions, variant), stream)
     staging = staging_dir(out, variant.name)
     try:
-        _export_into(staging, variant, checkpoint, seed, opset, simplify, progress)
+        _export_into(staging, variant, checkpoint, seed, opset, simplify, precisions, calibration_images, progress)
         with progress.step("publish") as s:
             publish(staging, final, force)
             s["detail"] = str(final)
@@ -108,7 +120,8 @@ def export_variant(variant: Variant, out: Path, *, checkpoint: Path | None = Non
     return ExportResult(final, M.read_manifest(final), progress.seconds)
 
 
-def _export_into(staging: Path, variant: Variant, checkpoint, seed, opset, simplify, progress) -> None:
+def _export_into(staging: Path, variant: Variant, checkpoint, seed, opset, simplify, precisions,
+                 calibration_images, progress) -> None:
     import torch
 
     from .checkpoints.loading import load_checkpoint, random_model
@@ -144,14 +157,24 @@ def _export_into(staging: Path, variant: Variant, checkpoint, seed, opset, simpl
                 simplification[role] = rec = G.simplify_verified(raw[role], role, *runs[role])
                 s["detail"] = (f"{rec['nodes_before']} -> {rec['nodes_after']} nodes, verified"
                                if rec["status"] == "applied" else f"KEPT UNSIMPLIFIED: {rec['detail']}")
-    with progress.step("stamp + write manifest") as s:
+    with progress.step("stamp fp32 graphs") as s:
         files = {}
         for role, (file, _, _) in M.GRAPHS.items():
             applied = simplification[role]["status"] == "applied"
-            G.stamp(raw[role], staging / file, role, _provenance(variant, role, weights, opset, applied))
+            G.stamp(raw[role], staging / file, role, _provenance(variant, role, weights, opset, applied, "fp32"))
             files[file] = M.file_entry(staging / file, role, "fp32")
-        M.write_manifest(staging, _manifest(variant, weights, opset, simplify, files, simplification))
         s["detail"] = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
+    derived = build_precisions(staging, variant, precisions, calibration_images, progress.step)
+    with progress.step("stamp + write manifest") as s:
+        for file, (role, precision) in derived.pop("new_files").items():
+            applied = simplification[role]["status"] == "applied"
+            unstamped = staging / f".{file}.unstamped"
+            os.replace(staging / file, unstamped)
+            G.stamp(unstamped, staging / file, role, _provenance(variant, role, weights, opset, applied, precision))
+            files[file] = M.file_entry(staging / file, role, precision)
+        M.write_manifest(staging, _manifest(variant, weights, opset, simplify, precisions, files, simplification,
+                                            derived))
+        s["detail"] = f"{len(files)} graphs: " + ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
 
 
 def _weights_record(source) -> dict:
@@ -163,11 +186,13 @@ def _weights_record(source) -> dict:
             "checkpoint_sha256": source.file_sha256, "state_dict_sha256": source.state_dict_sha256}
 
 
-def _provenance(variant: Variant, role: str, weights: dict, opset: int, simplified: bool) -> dict[str, str]:
+def _provenance(variant: Variant, role: str, weights: dict, opset: int, simplified: bool,
+                precision: str) -> dict[str, str]:
     """metadata_props of each ONNX file: enough to trace it back without the manifest."""
     props = {"sam2_onnx.variant": variant.name, "sam2_onnx.graph": role,
              "sam2_onnx.version": M.package_versions("sam2-onnx-exporter")["sam2-onnx-exporter"],
              "sam2_onnx.opset": str(opset), "sam2_onnx.simplified": str(simplified).lower(),
+             "sam2_onnx.precision": precision,
              "sam2_onnx.weights_source": weights["source"],
              "sam2_onnx.weights_sha256": weights["state_dict_sha256"]}
     if weights["source"] == "random":
@@ -178,8 +203,8 @@ def _provenance(variant: Variant, role: str, weights: dict, opset: int, simplifi
     return props
 
 
-def _manifest(variant: Variant, weights: dict, opset: int, simplify: bool, files: dict,
-              simplification: dict) -> dict:
+def _manifest(variant: Variant, weights: dict, opset: int, simplify: bool, precisions: list[str], files: dict,
+              simplification: dict, derived: dict) -> dict:
     return {
         "schema": M.SCHEMA, "schema_version": M.SCHEMA_VERSION,
         "variant": {"name": variant.name, "family": variant.family, "size": variant.size,
@@ -193,9 +218,10 @@ def _manifest(variant: Variant, weights: dict, opset: int, simplify: bool, files
         "io": M.io_spec(),
         "preprocessing": M.preprocessing(),
         "single_mask": M.single_mask(),
-        "options": {"opset": opset, "simplify": simplify, "precisions": ["fp32"],
+        "options": {"opset": opset, "simplify": simplify, "precisions": precisions,
                     "dynamic_axes": {role: C.dynamic_axes(ins, outs) for role, (_, ins, outs) in M.GRAPHS.items()}},
         "checks": {"onnx_checker": "full_check", "shape_inference": "strict_mode, data_prop",
                    "simplification_verified_on": SAMPLE_PHOTO.name},
         "simplification": simplification,
+        **derived,  # "precisions": {precision: {role: file}}, and "fp16" / "int8" records
     }

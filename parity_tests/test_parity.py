@@ -1,4 +1,4 @@
-"""The parity suite: every variant's FP32 artifacts vs the official SAM2ImagePredictor.
+"""The parity suite: every variant's FP32 artifacts (and tiny's FP16 and INT8) vs the official SAM2ImagePredictor.
 
 Random weights (seed 0) stand in for official checkpoints, which cannot be downloaded here:
 the numbers measure the conversion, not the model's quality. Gates: configs/<variant>.yaml.
@@ -46,6 +46,33 @@ def test_parity(exported, name, tmp_path):
     assert report["verdict"] == "pass" and report["weights"]["seed"] == 0
     assert len(report["cases"]) == len(result.cases)
     assert html_path.read_text().count("<img ") == 3 * len(PLAN[name]) * len(KINDS)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_parity_reduced_precision(exported, precision, tmp_path):
+    """Every precision of the default variant through the engine, gated by configs parity.<precision>."""
+    name = "sam2.1_hiera_tiny"
+    folder = exported(name, "fp32,fp16,int8")
+    result = run_parity(folder, precision, samples=PLAN[name], stream=None)
+    assert result.passed, "\n".join(result.failures())
+    assert result.gates == resolve(name).parity[precision]
+    assert len(result.cases) == len(PLAN[name]) * (len(KINDS) + 1)
+    fp32 = read_manifest(folder)["files"]
+    summary = result.summary()
+    assert summary["files"]["encoder"] == f"encoder.{precision}.onnx"
+    assert summary["bytes"]["encoder"] < 0.55 * fp32["encoder.onnx"]["bytes"]
+    assert summary["iou_min"] >= resolve(name).parity[precision]["mask_iou_min"]
+    assert summary["iou_min"] <= summary["iou_median"] <= 1.0 and summary["encoder_ms_median"] > 0
+    json_path, html_path = write_report(result, tmp_path)
+    report = json.loads(json_path.read_text())
+    assert json_path.name == f"parity.{precision}.json" and report["summary"]["precision"] == precision
+    assert "lower bound" in report["weights_note"]
+    if precision == "int8":  # the per-layer SQNR table: every quantized layer, finite, worst first in HTML
+        rows = report["sqnr"]["encoder"]
+        assert len(rows) >= 80 and all(10 < r["sqnr_db"] for r in rows if r["sqnr_db"] != "inf")
+        assert "per-layer SQNR" in html_path.read_text()
+    else:
+        assert report["sqnr"] == {}
 
 
 def test_metrics_reject_nan_and_name_the_passing_tolerance():

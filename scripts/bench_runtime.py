@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import skimage.data  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchlib import describe, machine, publish  # noqa: E402
+from benchlib import describe, machine, publish, timed  # noqa: E402
 from exporter.checkpoints.loading import random_model  # noqa: E402
 from exporter.errors import Sam2OnnxError  # noqa: E402
 from exporter.export import export_variant  # noqa: E402
@@ -35,17 +33,6 @@ from exporter.manifest import read_manifest  # noqa: E402
 from exporter.runtime import SAM2OnnxPredictor  # noqa: E402
 from exporter.runtime.transforms import upsample_masks  # noqa: E402
 from exporter.variants import resolve  # noqa: E402
-
-
-def timed(fn, runs: int) -> dict:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
-            "max_ms": round(max(times), 2), "runs": runs}
 
 
 def _seed0_export(folder: Path) -> bool:

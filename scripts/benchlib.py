@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -19,6 +20,18 @@ def machine() -> dict:
                if line.startswith("MemTotal"))
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+
+
+def timed(fn, runs: int) -> dict:
+    """One warm-up call, then ``runs`` timed calls: median / min / max in ms."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
+            "max_ms": round(max(times), 2), "runs": runs}
 
 
 def describe(info: dict) -> str:

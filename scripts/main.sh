@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: bootstraps ./.venv (idempotent), then exports the default variant with seeded
-# random weights and checks its parity, ending with a one-screen summary.
-#   scripts/main.sh [VARIANT] [--seed N] [--out DIR]      (defaults: tiny, 0, ./artifacts)
+# random weights at FP32, FP16 and INT8 and checks the parity of each, ending with a summary.
+#   scripts/main.sh [VARIANT] [--seed N] [--out DIR] [--precision LIST]
+#   (defaults: tiny, 0, ./artifacts, fp32,fp16,int8)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -1,4 +1,5 @@
-"""The main job behind ``scripts/main.sh``: random weights -> export -> parity, then a summary.
+"""The main job behind ``scripts/main.sh``: random weights -> export (FP32, FP16, INT8) -> parity of
+every precision, then a summary.
 
 Each step is a library call; a failed step stops the job and makes it exit 1. Random weights
 stand in for the official checkpoint, which cannot be downloaded here.
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("variant", nargs="?", default="tiny")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts")
+    ap.add_argument("--precision", default="fp32,fp16,int8", help="precisions to export and gate")
     args = ap.parse_args(argv)
     variant = resolve(args.variant)
     steps: list[Step] = []
@@ -68,18 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.export import export_variant
 
         # the job owns its output folder: re-running it replaces the previous export
-        result = export_variant(variant, args.out, checkpoint=ckpt, force=True)
+        result = export_variant(variant, args.out, checkpoint=ckpt, force=True, precisions=args.precision.split(","))
         sizes = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in result.manifest["files"].items())
         simp = ", ".join(f"{g} {r['status']}" for g, r in result.manifest["simplification"].items())
         where = result.folder.relative_to(ROOT) if result.folder.is_relative_to(ROOT) else result.folder
         return f"{where}: {sizes} (simplification: {simp})"
 
-    def parity():
+    def parity(precision):
         from exporter.errors import ParityFailed
         from exporter.parity.engine import run_parity
         from exporter.parity.report import save_report
 
-        result = run_parity(args.out / variant.name, checkpoint=ckpt)
+        result = run_parity(args.out / variant.name, precision, checkpoint=ckpt)
         _, html_path = save_report(result)
         summary = (f"{len(result.cases)} cases on {len(result.images)} photos, worst mask IoU {result.worst_iou:.6f}; "
                    f"report {html_path.relative_to(ROOT) if html_path.is_relative_to(ROOT) else html_path}")
@@ -87,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ParityFailed(f"{len(result.failures())} failure(s): {result.failures()[0]}; {summary}")
         return summary
 
-    _ = (run(f"random weights (seed {args.seed})", weights) and run("checkpoint round trip", verify)
-         and run("export encoder + decoder", export) and run("parity vs official PyTorch", parity))
+    ok = (run(f"random weights (seed {args.seed})", weights) and run("checkpoint round trip", verify)
+          and run(f"export ({args.precision})", export))
+    for precision in [p for p in args.precision.split(",") if p] if ok else []:
+        if not run(f"parity {precision} vs official PyTorch", lambda: parity(precision)):
+            break
 
     width = max(len(s.name) for s in steps)
     print(f"\nsam2-onnx main job: {variant.name}, random weights seed {args.seed}")

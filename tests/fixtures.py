@@ -36,20 +36,22 @@ def random_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """``exported(variant) -> folder``: a default export (random weights, seed 0), once per session.
+    """``exported(variant, precisions="fp32") -> folder``: an export with random weights (seed 0),
+    once per session and precision list (e.g. "fp32,fp16,int8").
 
     Tests must not modify the folder: later tests (and the parity suite) reuse it.
     """
     from exporter.export import export_variant
 
-    root = tmp_path_factory.mktemp("artifacts")
-    folders: dict[str, Path] = {}
+    folders: dict[tuple[str, str], Path] = {}
 
-    def make(variant: str) -> Path:
-        name = resolve(variant).name
-        if name not in folders:
-            folders[name] = export_variant(resolve(name), root, seed=0, stream=None).folder
-        return folders[name]
+    def make(variant: str, precisions: str = "fp32") -> Path:
+        key = (resolve(variant).name, precisions)
+        if key not in folders:
+            root = tmp_path_factory.mktemp("artifacts")
+            folders[key] = export_variant(resolve(key[0]), root, seed=0, precisions=precisions.split(","),
+                                          stream=None).folder
+        return folders[key]
     return make
 
 

@@ -109,15 +109,16 @@ def test_manifest_and_metadata(exported):
 
 
 def test_reexport_is_byte_identical_and_force_replaces(exported, tmp_path):
-    first = exported("tiny")
+    first = exported("tiny", "fp32,fp16,int8")  # FP16 / INT8 graphs and their records included
     (tmp_path / first.name).mkdir()
     (tmp_path / first.name / "mine.txt").write_text("user data")
     # the existing folder is refused without --force, and left as it was
     proc = run_cli("export", "tiny", "--random-weights", "--out", tmp_path)
     assert proc.returncode == 1 and "already exists" in proc.stderr and "--force" in proc.stderr
     assert (tmp_path / first.name / "mine.txt").read_text() == "user data"
-    proc = run_cli("export", "tiny", "--random-weights", "--seed", "0", "--out", tmp_path, "--force", check=True)
-    assert "[ 8/8] publish" in proc.stderr  # one progress line per step
+    proc = run_cli("export", "tiny", "--random-weights", "--seed", "0", "--out", tmp_path, "--force",
+                   "--precision", "int8,fp16", check=True)
+    assert "[15/15] publish" in proc.stderr  # one progress line per step
     second = tmp_path / first.name
     assert sorted(os.listdir(second)) == sorted(os.listdir(first))
     for f in os.listdir(first):

@@ -54,6 +54,8 @@ class ParityResult:
     cases: list[CaseResult] = field(default_factory=list)
     images: dict[str, tuple[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    files: dict[str, dict] = field(default_factory=dict)   # role -> {file, bytes, precision}
+    sqnr: dict[str, list] = field(default_factory=dict)    # role -> per-layer rows (int8 only)
 
     @property
     def passed(self) -> bool:
@@ -65,6 +67,19 @@ class ParityResult:
 
     def failures(self) -> list[str]:
         return [f"{c.image} / {c.kind}: {f}" for c in self.cases for f in c.failures]
+
+    def summary(self) -> dict:
+        """The headline numbers per precision: bytes, IoU min/median, worst logits error,
+        median encoder latency (our preprocessing + encoder graph, this machine)."""
+        ious = [c.metrics["mask_iou_min"] for c in self.cases if "mask_iou_min" in c.metrics]
+        logits = [c.metrics["logits_max_abs"] for c in self.cases if "logits_max_abs" in c.metrics]
+        enc_s = [c.seconds["ours"] for c in self.cases if c.kind == "encoder"]
+        return {"precision": self.precision, "verdict": "pass" if self.passed else "fail",
+                "bytes": {role: f["bytes"] for role, f in self.files.items()},
+                "files": {role: f["file"] for role, f in self.files.items()},
+                "iou_min": min(ious, default=None), "iou_median": float(np.median(ious)) if ious else None,
+                "logits_max_abs": max(logits, default=None),
+                "encoder_ms_median": float(np.median(enc_s) * 1e3) if enc_s else None}
 
 
 def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: int | None = None):
@@ -105,7 +120,7 @@ def _best_masks(ref_out, our_out) -> tuple[np.ndarray, np.ndarray]:
 
 def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | None = None,
                seed: int | None = None, samples: list[str] | None = None, images: list[Path] = (),
-               kinds: list[str] | None = None, keep_masks: bool = True,
+               kinds: list[str] | None = None, keep_masks: bool = True, sqnr: bool = True,
                stream: TextIO | None = sys.stderr) -> ParityResult:
     """Measure every (image, prompt kind) case; the result holds metrics, failures, timings."""
     import torch
@@ -167,5 +182,29 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
             stream.write(f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
                          f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n")
             stream.flush()
+    result.files = {role: {"file": name, "bytes": manifest["files"][name]["bytes"],
+                           "precision": manifest["files"][name]["precision"]}
+                    for role, name in ours.graphs.files.items()}
+    if precision == "int8" and sqnr and pictures:
+        result.sqnr = layer_sqnr(model_dir, result.files, next(iter(pictures.values())), stream)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def layer_sqnr(model_dir: Path, files: dict, image: np.ndarray, stream: TextIO | None) -> dict[str, list]:
+    """Per-layer SQNR of each quantized graph against its FP32 file, on ``image`` (and a click)."""
+    from ..equivalence import run_graph
+    from ..manifest import GRAPHS
+    from ..precision.sqnr import per_layer
+    from ..sample_inputs import decoder_feed
+
+    fp32 = {role: model_dir / GRAPHS[role][0] for role in GRAPHS}
+    feeds = {"encoder": {"image": preprocess(image)}}
+    feeds["decoder"] = decoder_feed(run_graph(fp32["encoder"], [feeds["encoder"]])[0])
+    out = {}
+    for role, entry in files.items():
+        if entry["precision"] == "int8":
+            if stream is not None:
+                stream.write(f"  per-layer SQNR of {entry['file']}\n")
+            out[role] = per_layer(fp32[role], model_dir / entry["file"], feeds[role])
+    return out

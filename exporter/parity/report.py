@@ -19,6 +19,10 @@ from .cases import SAMPLES, sample_image
 from .engine import ParityResult
 
 THUMB = 180  # px, longest side of each picture in the HTML report
+SQNR_ROWS = 15  # worst layers listed per graph in the HTML report (parity.json has them all)
+RANDOM_NOTE = ("random weights make these numbers a test of the conversion, not of model quality; for FP16 "
+               "and INT8 they are a lower bound: random-weight mask logits sit within about 0.2 of the "
+               "threshold, so small numeric errors flip more pixels than with trained weights")
 
 
 def _json_safe(value):
@@ -39,12 +43,13 @@ def as_json(result: ParityResult) -> dict:
         "variant": result.variant, "precision": result.precision,
         "verdict": "pass" if result.passed else "fail",
         "weights": result.weights,
-        "weights_note": "random weights make these numbers a test of the conversion, not of model quality"
-                        if result.weights["source"] == "random" else None,
+        "weights_note": RANDOM_NOTE if result.weights["source"] == "random" else None,
         "versions": package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime"),
         "gates": result.gates, "images": {k: list(v) for k, v in result.images.items()},
         "seconds": round(result.seconds, 1),
         "failures": result.failures(),
+        "summary": result.summary(),
+        "sqnr": result.sqnr,
         "cases": [{"image": c.image, "kind": c.kind, "passed": c.passed, "metrics": c.metrics,
                    "failures": c.failures, "seconds": {k: round(v, 4) for k, v in c.seconds.items()}}
                   for c in result.cases],
@@ -95,8 +100,9 @@ def as_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
         pictures.append(f"<figure><figcaption>{esc(c.image)} / {esc(c.kind)}: IoU {c.metrics['mask_iou_min']:.6f}, "
                         f"{flips} flipped px</figcaption><img src='{ref_png}' title='reference'>"
                         f"<img src='{our_png}' title='ONNX'><img src='{xor_png}' title='XOR'></figure>")
-    note = ("<p><b>Random weights</b>: these numbers test the conversion, not model quality.</p>"
-            if result.weights["source"] == "random" else "")
+    note = f"<p><b>Random weights</b>: {esc(RANDOM_NOTE)}.</p>" if result.weights["source"] == "random" else ""
+    summary = _summary_html(result.summary())
+    sqnr = "".join(_sqnr_html(role, rows) for role, rows in result.sqnr.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>parity {esc(result.variant)} {result.precision}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px}} tr.bad{{background:#fdd}} figure{{display:inline-block;margin:8px}}
@@ -104,7 +110,8 @@ figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verd
 <h1>Parity: {esc(result.variant)} ({result.precision}) vs official SAM2ImagePredictor</h1>
 <p class="verdict">Verdict: <b>{verdict}</b> &mdash; {len(result.cases)} cases, {len(result.failures())} failures,
 {len(result.images)} images, {result.seconds:.0f} s.</p>{note}
-<p>Gates: {esc(json.dumps(result.gates))}</p>
+{summary}
+<p>Gates: {esc(json.dumps(result.gates))}</p>{sqnr}
 <table><tr><th>image</th><th>case</th><th>verdict</th><th>mask IoU min</th><th>logits max abs</th><th>score abs</th>
 <th>flips outside band</th><th>encoder rel L2</th><th>preprocess max abs</th><th>failures</th></tr>
 {''.join(rows)}</table>
@@ -112,6 +119,31 @@ figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verd
 {''.join(pictures)}
 </body></html>
 """
+
+
+def _fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _summary_html(s: dict) -> str:
+    cells = [s["precision"], s["verdict"].upper(),
+             " + ".join(f"{s['files'][r]} {s['bytes'][r] / 1e6:.1f} MB" for r in s["files"]),
+             _fmt(s["iou_min"], ".6f"), _fmt(s["iou_median"], ".6f"), _fmt(s["logits_max_abs"], ".2e"),
+             _fmt(s["encoder_ms_median"], ".0f")]
+    return ("<table><tr><th>precision</th><th>verdict</th><th>files</th><th>IoU min</th><th>IoU median</th>"
+            "<th>logits max abs</th><th>encoder ms (median, this CPU)</th></tr><tr>"
+            + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr></table>")
+
+
+def _sqnr_html(role: str, rows: list[dict]) -> str:
+    """The layers that lose the most, worst first (SQNR is cumulative: look for the first drop)."""
+    worst = sorted(rows, key=lambda r: r["sqnr_db"])[:SQNR_ROWS]
+    body = "".join(f"<tr><td>{html.escape(r['node'])}</td><td>{r['op']}</td><td>{r['sqnr_db']:.1f}</td>"
+                   f"<td>{r['rel_l2']:.2e}</td></tr>" for r in worst)
+    return (f"<h2>INT8 {role}: per-layer SQNR vs FP32 ({len(rows)} layers, worst {len(worst)} shown)</h2>"
+            "<p>10 log10(signal / error power) of each layer's output on the first photo; higher is better, "
+            "~6 dB per bit. Errors accumulate along the graph.</p>"
+            f"<table><tr><th>node</th><th>op</th><th>SQNR dB</th><th>rel L2</th></tr>{body}</table>")
 
 
 def write_report(result: ParityResult, report_dir: Path, images: dict[str, np.ndarray] | None = None) -> tuple[Path, Path]:

@@ -37,8 +37,13 @@ class Graphs:
     files: dict[str, str]          # role -> file name
 
 
-def graph_file(role: str, precision: str) -> str:
-    """``encoder.onnx`` for fp32, ``encoder.fp16.onnx`` / ``encoder.int8.onnx`` otherwise."""
+def graph_file(role: str, precision: str, manifest: dict | None = None) -> str:
+    """The file of ``role`` at ``precision``: the manifest's ``precisions`` map when it has one
+    (an INT8 export may keep the FP32 decoder), else ``encoder.onnx`` for fp32 and
+    ``encoder.fp16.onnx`` / ``encoder.int8.onnx`` otherwise."""
+    mapped = (manifest or {}).get("precisions", {}).get(precision, {}).get(role)
+    if mapped:
+        return mapped
     base = GRAPHS[role][0]
     return base if precision == "fp32" else base.replace(".onnx", f".{precision}.onnx")
 
@@ -79,7 +84,7 @@ def load_graphs(model_dir: Path, precision: str = "fp32", providers: list[str] |
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
-    files = {role: graph_file(role, precision) for role in GRAPHS}
+    files = {role: graph_file(role, precision, manifest) for role in GRAPHS}
     absent = [f for f in files.values() if f not in manifest["files"]]
     if absent:
         exported = sorted({e.get("precision", "?") for e in manifest["files"].values()})

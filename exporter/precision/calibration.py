@@ -1,0 +1,110 @@
+"""Static INT8 calibration: photos, graph feeds, and MinMax activation ranges.
+
+The ranges are collected here rather than by onnxruntime's MinMaxCalibrater: that one appends
+every ReduceMin/ReduceMax at the end of the graph, so onnxruntime keeps every calibrated
+activation alive until the end of a run (about 10 GB for tiny's encoder; far beyond this
+machine's memory for large). Placing each reduction right after the node that produces its
+tensor lets activations be freed as usual. The result is written in onnxruntime's calibration
+cache format and handed to ``quantize_static``, which then skips its own calibration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..equivalence import Feeds, cpu_session
+from ..errors import InputError
+from ..runtime.inputs import read_image
+from ..runtime.transforms import preprocess
+from ..sample_inputs import SAMPLE_PHOTO, decoder_feed
+
+CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "data" / "calibration"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def calibration_images(directory: Path | None = None) -> dict[str, np.ndarray]:
+    """``{file name: HxWx3 uint8}``: every image in ``directory``, or the bundled set (the
+    photos under data/calibration plus the sample photo), sorted by name."""
+    if directory is None:
+        paths = sorted(CALIBRATION_DIR.glob("*.jpg")) + [SAMPLE_PHOTO]
+    else:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise InputError(f"--calibration-images {directory}: not a directory")
+        paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise InputError(f"--calibration-images {directory}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return {p.name: read_image(p) for p in paths}
+
+
+def encoder_feeds(images: dict[str, np.ndarray]) -> list[Feeds]:
+    """One ``image [1, 3, 1024, 1024]`` feed per photo, preprocessed like the runtime does."""
+    return [{"image": preprocess(image)} for image in images.values()]
+
+
+def decoder_feeds(encoder: Path, images: dict[str, np.ndarray]) -> list[Feeds]:
+    """Per photo, the FP32 encoder's features with the sample prompts (a click; then boxes,
+    clicks, padding and mask inputs, see sample_inputs.decoder_feed)."""
+    session = cpu_session(encoder)
+    names = [o.name for o in session.get_outputs()]
+    feeds = []
+    for feed in encoder_feeds(images):
+        features = dict(zip(names, session.run(None, feed)))
+        masks = np.zeros((1, 3, 256, 256), np.float32)
+        feeds += [decoder_feed(features), decoder_feed(features, masks)]
+    return feeds
+
+
+def minmax_ranges(model_path: Path, tensors: list[str], feeds: list[Feeds]) -> dict[str, tuple[float, float]]:
+    """Smallest and largest value of each named tensor over all ``feeds`` (float32 tensors)."""
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    wanted = set(tensors)
+    inputs = {i.name for i in graph.input}
+    nodes, outputs = [], []
+
+    def reductions(name: str) -> list:
+        made = []
+        for op in ("ReduceMin", "ReduceMax"):
+            out = f"{name}__{op}"
+            made.append(onnx.helper.make_node(op, [name], [out], keepdims=0, name=out))
+            outputs.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, []))
+        return made
+
+    for name in sorted(wanted & inputs):
+        nodes += reductions(name)
+    for node in graph.node:
+        nodes.append(node)
+        for out in node.output:
+            if out in wanted:
+                nodes += reductions(out)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.output.extend(outputs)
+    augmented = model_path.with_name(model_path.name + ".calibrate")
+    onnx.save(model, str(augmented))
+    del model
+    try:
+        session = cpu_session(augmented)
+        names = [o.name for o in outputs]
+        low = {t: np.inf for t in wanted}
+        high = {t: -np.inf for t in wanted}
+        for feed in feeds:
+            values = dict(zip(names, session.run(names, feed)))
+            for t in wanted:
+                low[t] = min(low[t], float(values[f"{t}__ReduceMin"]))
+                high[t] = max(high[t], float(values[f"{t}__ReduceMax"]))
+    finally:
+        augmented.unlink(missing_ok=True)
+    return {t: (low[t], high[t]) for t in tensors}
+
+
+def write_cache(ranges: dict[str, tuple[float, float]], path: Path) -> None:
+    """Write ``ranges`` as onnxruntime's MinMax calibration cache (``calibration_cache_path``)."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, save_tensors_data
+
+    data = {t: (np.array(lo, np.float32), np.array(hi, np.float32)) for t, (lo, hi) in ranges.items()}
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), path)

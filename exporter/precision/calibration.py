@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .. import contract as C
 from ..equivalence import Feeds, cpu_session
 from ..errors import InputError
 from ..runtime.inputs import read_image
@@ -53,7 +54,7 @@ def decoder_feeds(encoder: Path, images: dict[str, np.ndarray]) -> list[Feeds]:
     feeds = []
     for feed in encoder_feeds(images):
         features = dict(zip(names, session.run(None, feed)))
-        masks = np.zeros((1, 3, 256, 256), np.float32)
+        masks = np.zeros((1, 3, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32)  # a refinement input
         feeds += [decoder_feed(features), decoder_feed(features, masks)]
     return feeds
 

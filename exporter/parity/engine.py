@@ -77,7 +77,7 @@ class ParityResult:
         return {"precision": self.precision, "verdict": "pass" if self.passed else "fail",
                 "bytes": {role: f["bytes"] for role, f in self.files.items()},
                 "files": {role: f["file"] for role, f in self.files.items()},
-                "iou_min": min(ious, default=None), "iou_median": float(np.median(ious)) if ious else None,
+                "iou_min": self.worst_iou if ious else None, "iou_median": float(np.median(ious)) if ious else None,
                 "logits_max_abs": max(logits, default=None),
                 "encoder_ms_median": float(np.median(enc_s) * 1e3) if enc_s else None}
 

@@ -75,7 +75,7 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
     if "int8" in precisions:
         cfg, out["int8"], out["precisions"]["int8"] = settings["int8"], {}, {}
         calibration = None
-        if any("static" in cfg[role]["candidates"] for role in GRAPHS):
+        if _calibrates(variant):
             with step("calibration feeds") as s:
                 images = calibration_images(calibration_dir)
                 calibration = {"encoder": encoder_feeds(images), "decoder": decoder_feeds(fp32["encoder"], images)}
@@ -99,12 +99,17 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
     return out
 
 
+def _calibrates(variant) -> bool:
+    """Static INT8 is a candidate for some graph, so calibration feeds are needed."""
+    return any("static" in variant.quantization["int8"][role]["candidates"] for role in GRAPHS)
+
+
 def steps(precisions: list[str], variant) -> int:
     """How many progress steps build_precisions will take (for export's [n/N] counter)."""
     if precisions == ["fp32"]:
         return 0
     n = 1 + 2 * ("fp16" in precisions) + 2 * ("int8" in precisions)
-    if "int8" in precisions and any("static" in variant.quantization["int8"][r]["candidates"] for r in GRAPHS):
+    if "int8" in precisions and _calibrates(variant):
         n += 1
     return n
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..equivalence import Feeds, cpu_session
+from ..equivalence import Feeds, cpu_session, rel_l2
 
 LAYER_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 
@@ -40,12 +40,11 @@ def _with_outputs(path: Path, names: list[str], dst: Path) -> Path:
     return dst
 
 
-def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    noise = float(np.sum((ref.astype(np.float64) - got) ** 2))
-    signal = float(np.sum(ref.astype(np.float64) ** 2))
-    if noise == 0:
+def sqnr_db(rel_l2: float, has_signal: bool) -> float:
+    """SQNR from the relative L2 error: signal / noise power = 1 / rel_l2**2."""
+    if rel_l2 == 0:
         return float("inf")
-    return 10 * np.log10(signal / noise) if signal else float("-inf")
+    return float(-20 * np.log10(rel_l2)) if has_signal else float("-inf")
 
 
 def per_layer(fp32: Path, quantized: Path, feed: Feeds, chunk: int = 24) -> list[dict]:
@@ -63,10 +62,9 @@ def per_layer(fp32: Path, quantized: Path, feed: Feeds, chunk: int = 24) -> list
                 values.append(session.run(names, feed))
                 del session
             for (tensor, op, node), ref, got in zip(part, *values):
-                err = float(np.linalg.norm((ref.astype(np.float64) - got).ravel()))
-                norm = float(np.linalg.norm(ref.astype(np.float64).ravel()))
-                rows.append({"tensor": tensor, "op": op, "node": node, "sqnr_db": sqnr_db(ref, got),
-                             "rel_l2": err / norm if norm else err})
+                rel = rel_l2(got, ref)
+                rows.append({"tensor": tensor, "op": op, "node": node,
+                             "sqnr_db": sqnr_db(rel, bool(np.any(ref))), "rel_l2": rel})
     finally:
         tmp.unlink(missing_ok=True)
     return rows

@@ -251,6 +251,94 @@ def predict(model_dir: Path, image: Path, points, boxes, single_mask: bool, prec
     click.echo(f"encoder {t['encoder']:.0f} ms, decoder + upsampling {t['decoder']:.0f} ms -> {out}/")
 
 
+def _load_grids(path: Path | None):
+    """``--point-grids FILE``: a .npy [N, 2] array (one layer) or a .json list of [N, 2] lists."""
+    if path is None:
+        return None
+    import json
+
+    import numpy as np
+
+    from .errors import InputError
+
+    try:
+        if path.suffix == ".npy":
+            return [np.load(path, allow_pickle=False)]
+        grids = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .npy array or JSON list of point grids ({exc})") from None
+    if not isinstance(grids, list) or not grids or not isinstance(grids[0], list) or not grids[0]:
+        raise InputError(f"{path}: expected a JSON list of [N, 2] point lists, one per crop layer")
+    return grids if isinstance(grids[0][0], list) else [grids]
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSON file for the mask records.")
+@click.option("--overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw every mask in its own colour over the image into this PNG.")
+@click.option("--points-per-side", type=int,
+              help="Grid of points_per_side^2 single-click prompts.  [default: 32, none with --point-grids]")
+@click.option("--point-grids", type=click.Path(dir_okay=False, path_type=Path),
+              help="Explicit points in [0, 1]: .npy [N, 2], or .json list of [N, 2] lists, one per crop layer.")
+@click.option("--points-per-batch", type=int, default=64, show_default=True)
+@click.option("--pred-iou-thresh", type=float, default=0.8, show_default=True)
+@click.option("--stability-score-thresh", type=float, default=0.95, show_default=True)
+@click.option("--stability-score-offset", type=float, default=1.0, show_default=True)
+@click.option("--mask-threshold", type=float, default=0.0, show_default=True)
+@click.option("--box-nms-thresh", type=float, default=0.7, show_default=True)
+@click.option("--crop-n-layers", type=int, default=0, show_default=True)
+@click.option("--crop-nms-thresh", type=float, default=0.7, show_default=True)
+@click.option("--crop-overlap-ratio", type=float, default=512 / 1500, show_default=True)
+@click.option("--crop-n-points-downscale-factor", type=int, default=1, show_default=True)
+@click.option("--min-mask-region-area", type=int, default=0, show_default=True,
+              help="Fill holes and remove specks up to this many low-res pixels.")
+@click.option("--use-m2m", is_flag=True, help="One refinement step feeding each mask back in.")
+@click.option("--single-mask", is_flag=True, help="One mask per point (multimask_output=False).")
+@click.option("--output-mode", type=click.Choice(["coco_rle", "uncompressed_rle"]), default="coco_rle",
+              show_default=True, help="How segmentations are written in the JSON.")
+@click.option("--precision", default="fp32", show_default=True, help="Which exported graphs to use.")
+@click.option("--threads", type=int, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--force", is_flag=True, help="Replace existing output files.")
+def automask(model_dir: Path, image: Path, out: Path, overlay_path: Path | None, points_per_side: int | None,
+             point_grids: Path | None, precision: str, threads: int | None, single_mask: bool,
+             force: bool, **params) -> None:
+    """Segment everything in IMAGE without prompts (SAM 2's automatic mask generator, no torch).
+
+    Parameters are the official SAM2AutomaticMaskGenerator's, with its defaults. Writes the
+    mask records (segmentation as RLE, area, bbox, predicted_iou, point_coords,
+    stability_score, crop_box) to --out, and a picture of them to --overlay.
+    """
+    from tqdm import tqdm
+
+    from .runtime.automask import SAM2OnnxAutomaticMaskGenerator
+    from .runtime.inputs import read_image
+    from .runtime.outputs import automask_to_files
+
+    grids = _load_grids(point_grids)
+    for path in (out, overlay_path):
+        if path is not None:
+            refuse_overwrite(path, force)
+    rgb = read_image(image)
+    generator = SAM2OnnxAutomaticMaskGenerator(
+        model_dir, precision=precision, threads=threads, multimask_output=not single_mask,
+        points_per_side=32 if points_per_side is None and grids is None else points_per_side,
+        point_grids=grids, **params)
+    with tqdm(total=1, unit="step", desc="automask", leave=False) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        summary = automask_to_files(generator, rgb, out, overlay_path=overlay_path, force=force,
+                                    source=str(image), progress=progress)
+    t = summary["timings_s"]
+    click.echo(f"{summary['count']} masks in {t['total']:.1f} s (encoder {t['encoder']:.1f} s, decoder "
+               f"{t['decoder']:.1f} s, masks {t['masks']:.1f} s) -> {out}"
+               + (f", {overlay_path}" if overlay_path else ""))
+
+
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
@@ -264,10 +352,13 @@ def predict(model_dir: Path, image: Path, points, boxes, single_mask: bool, prec
                    "retina), 'all' or 'none'.")
 @click.option("--kinds", default="all", show_default=True, help="Comma-separated prompt kinds, or 'all'.")
 @click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions to gate.")
+@click.option("--automask/--no-automask", default=True, show_default=True,
+              help="Also compare the automatic mask generator with the official one (at precisions "
+                   "whose gates define automask_* thresholds: fp32).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where parity.json / parity.html go.  [default: MODEL_DIR]")
 def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed: int | None, images,
-           samples: str, kinds: str, precision: str, report_dir: Path | None) -> None:
+           samples: str, kinds: str, precision: str, automask: bool, report_dir: Path | None) -> None:
     """Compare MODEL_DIR's artifacts with the official PyTorch SAM 2 on real photos.
 
     Every (image, prompt kind) case is held to the gates in configs/<variant>.yaml. Writes
@@ -291,7 +382,7 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
     for prec in [p for p in precision.split(",") if p]:
         click.echo(f"parity {model_dir} ({prec}) vs official SAM2ImagePredictor", err=True)
         result = run_parity(model_dir, prec, checkpoint=checkpoint, seed=seed, samples=names,
-                            images=list(images), kinds=kind_list)
+                            images=list(images), kinds=kind_list, automask=automask)
         _, html_path = save_report(result, report_dir)
         click.echo(f"{prec}: {'PASS' if result.passed else 'FAIL'}  {len(result.cases)} cases on "
                    f"{len(result.images)} images, worst mask IoU {result.worst_iou:.6f}, "

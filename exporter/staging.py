@@ -62,15 +62,16 @@ def publish(staging: Path, final: Path, force: bool) -> None:
         os.replace(staging, final)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file in the same folder and rename it into place.
+def write_text_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``path`` (text, or bytes) through a temporary file in the same folder and rename
+    it into place.
 
     The file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)

@@ -104,7 +104,7 @@ def test_broken_artifact_fails_loudly(exported, tmp_path):
     broken = _with_bgr_encoder(exported("tiny"), tmp_path)
     out = run_graph(broken / C.ENCODER_FILE, [{"image": np.zeros((1, 3, 1024, 1024), np.float32)}])
     assert out[0]["image_embed"].shape == (1, 256, 64, 64)  # a well-formed graph, wrong function
-    proc = run_cli("parity", broken, "--samples", "chelsea", "--kinds", "point,box")
+    proc = run_cli("parity", broken, "--samples", "chelsea", "--kinds", "point,box", "--no-automask")
     assert proc.returncode == 5, proc.stderr
     assert "encoder_rel_l2 = " in proc.stderr and "would pass with a threshold <=" in proc.stderr
     assert "chelsea / encoder" in proc.stderr
@@ -115,6 +115,11 @@ def test_broken_artifact_fails_loudly(exported, tmp_path):
 
 
 def test_parity_cli_writes_report_and_manifest_verdict(exported, tmp_path):
+    """The parity command as a release job runs it, automatic mask generation included (on
+    by default at fp32): the official generator and ours on two photos (8x8 points) and on
+    one with crop_n_layers=1, thresholds lowered for random weights (parity/automask.py).
+    With random weights every sub-crop mask reaches its crop's inner edge, so both generators
+    drop them all and the crop case's masks come from the whole-image crop."""
     folder = shutil.copytree(exported("tiny"), tmp_path / "model")
     user_image = tmp_path / "mine.png"
     from PIL import Image
@@ -124,9 +129,17 @@ def test_parity_cli_writes_report_and_manifest_verdict(exported, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "fp32: PASS" in proc.stdout
     report = json.loads((folder / "parity.json").read_text())
-    assert sorted(report["images"]) == ["camera", "mine.png"]
+    assert sorted(report["images"]) == ["camera", "chelsea", "coffee", "mine.png"]
+    automask = {(c["image"], c["kind"]): c["metrics"] for c in report["cases"] if c["kind"].startswith("automask:")}
+    assert sorted(automask) == [("chelsea", "automask:crops"), ("chelsea", "automask:grid"), ("coffee", "automask:grid")]
+    for (photo, kind), m in automask.items():
+        assert m["automask_count_diff"] == 0 and m["automask_iou_min"] >= 0.999, (photo, kind, m)
+        assert m["automask_box_mismatches"] == 0 and m["same_prompt_and_crop"] == m["masks_ours"], (photo, kind, m)
+        assert m["masks_ours"] >= (24 if kind == "automask:grid" else 12), (photo, kind, m)  # dozens of masks
+    assert report["summary"]["automask_iou_min"] >= 0.999 and set(report["automask_settings"]) == {"grid", "crops"}
     entry = read_manifest(folder)["parity"]["fp32"]
-    assert entry["verdict"] == "pass" and entry["report"] == "parity.json" and entry["cases"] == 8
+    assert entry["verdict"] == "pass" and entry["report"] == "parity.json" and entry["cases"] == 8 + 3
+    assert (folder / "parity.html").read_text().count("official (left), ONNX (right)") == 3
     from exporter.digests import sha256_file
     assert entry["report_sha256"] == sha256_file(folder / "parity.json")
     assert (folder / "parity.html").read_text().startswith("<!doctype html>")

@@ -30,11 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import numpy as np  # noqa: E402
-import skimage.data  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from benchlib import describe, machine, publish, timed  # noqa: E402
+from benchlib import bench_photo, describe, machine, publish, timed  # noqa: E402
 from exporter.checkpoints.loading import random_model  # noqa: E402
 from exporter.errors import Sam2OnnxError  # noqa: E402
 from exporter.export import export_variant  # noqa: E402
@@ -128,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     fresh = []
     if not args.table_only:
         torch.set_num_threads(args.threads)
-        image = np.array(Image.fromarray(skimage.data.coffee()).resize((1800, 1200), Image.BICUBIC))
+        image = bench_photo()
         fresh = [bench_variant(v, args.out, args.runs, args.threads, image) | {"machine": info, "threads": args.threads}
                  for v in args.variant or ["tiny"]]
     results = sorted({r["variant"]: r for r in previous + fresh}.values(), key=lambda r: r["variant"])

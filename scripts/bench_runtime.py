@@ -21,26 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import numpy as np  # noqa: E402
-import skimage.data  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from benchlib import describe, machine, publish, timed  # noqa: E402
+from benchlib import describe, machine, prepare, publish, timed  # noqa: E402
 from exporter.checkpoints.loading import random_model  # noqa: E402
-from exporter.errors import Sam2OnnxError  # noqa: E402
-from exporter.export import export_variant  # noqa: E402
-from exporter.manifest import read_manifest  # noqa: E402
 from exporter.runtime import SAM2OnnxPredictor  # noqa: E402
 from exporter.runtime.transforms import upsample_masks  # noqa: E402
-from exporter.variants import resolve  # noqa: E402
-
-
-def _seed0_export(folder: Path) -> bool:
-    try:
-        weights = read_manifest(folder)["weights"]
-    except Sam2OnnxError:
-        return False
-    return weights.get("source") == "random" and weights.get("seed") == 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,14 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args(argv)
-    variant = resolve(args.variant)
-    folder = args.out / variant.name
-    if not _seed0_export(folder):
-        print(f"[bench] exporting {variant.name} (random weights, seed 0) ...", flush=True)
-        export_variant(variant, args.out, seed=0, force=True)
-
-    torch.set_num_threads(args.threads)
-    image = np.array(Image.fromarray(skimage.data.coffee()).resize((1800, 1200), Image.BICUBIC))
+    variant, folder, image = prepare(args)
     point = dict(point_coords=np.array([[900.0, 600.0]]), point_labels=np.array([1]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: machine description and README table replacement."""
+"""Shared by the benchmark scripts: machine description, the benchmark photo, the seed-0
+export they time, and README table replacement."""
 
 from __future__ import annotations
 
@@ -32,6 +33,45 @@ def timed(fn, runs: int) -> dict:
         times.append((time.perf_counter() - t0) * 1e3)
     return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
             "max_ms": round(max(times), 2), "runs": runs}
+
+
+def bench_photo():
+    """The 1800x1200 benchmark photo: scikit-image's "coffee" (600x400), upscaled bicubic."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    return np.array(Image.fromarray(skimage.data.coffee()).resize((1800, 1200), Image.BICUBIC))
+
+
+def seed0_export(variant, out: Path) -> Path:
+    """``out/<variant>``, exported with random weights seed 0 unless it already is one."""
+    from exporter.errors import Sam2OnnxError
+    from exporter.export import export_variant
+    from exporter.manifest import read_manifest
+
+    folder = out / variant.name
+    try:
+        weights = read_manifest(folder)["weights"]
+    except Sam2OnnxError:
+        weights = {}
+    if not (weights.get("source") == "random" and weights.get("seed") == 0):
+        print(f"[bench] exporting {variant.name} (random weights, seed 0) ...", flush=True)
+        export_variant(variant, out, seed=0, force=True)
+    return folder
+
+
+def prepare(args):
+    """``(variant, folder, photo)`` for a torch-vs-onnxruntime benchmark: the seed-0 export of
+    ``args.variant`` under ``args.out``, torch set to ``args.threads``, the benchmark photo."""
+    import torch
+
+    from exporter.variants import resolve
+
+    variant = resolve(args.variant)
+    folder = seed0_export(variant, args.out)
+    torch.set_num_threads(args.threads)
+    return variant, folder, bench_photo()
 
 
 def describe(info: dict) -> str:

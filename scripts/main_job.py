@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.parity.engine import run_parity
         from exporter.parity.report import save_report
 
-        result = run_parity(args.out / variant.name, precision, checkpoint=ckpt)
+        result = run_parity(args.out / variant.name, precision, checkpoint=ckpt, automask=True)
         _, html_path = save_report(result)
         summary = (f"{len(result.cases)} cases on {len(result.images)} photos, worst mask IoU {result.worst_iou:.6f}; "
                    f"report {html_path.relative_to(ROOT) if html_path.is_relative_to(ROOT) else html_path}")

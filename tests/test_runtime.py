@@ -175,6 +175,10 @@ p = SAM2OnnxPredictor({str(exported("tiny"))!r})
 p.set_image(np.zeros((60, 80, 3), np.uint8))
 masks, scores, logits = p.predict(point_coords=[[10, 20]], point_labels=[1])
 assert masks.shape == (3, 60, 80)
+from exporter.runtime import SAM2OnnxAutomaticMaskGenerator
+records = SAM2OnnxAutomaticMaskGenerator(p, points_per_side=2, pred_iou_thresh=0, stability_score_thresh=0,
+                                         output_mode="coco_rle").generate(np.zeros((60, 80, 3), np.uint8))
+assert records and all(isinstance(r["segmentation"]["counts"], str) for r in records)
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "sam2", "cv2"))
 assert not loaded, loaded
 print("ok")

@@ -26,7 +26,11 @@ from ..manifest import read_manifest
 from ..runtime import SAM2OnnxPredictor
 from ..runtime.transforms import preprocess
 from ..variants import resolve
-from .cases import KINDS, SAMPLES, load_images
+from .automask import GATE_KEYS as AUTOMASK_GATES
+from .automask import PHOTOS as AUTOMASK_PHOTOS
+from .automask import SETTINGS as AUTOMASK_SETTINGS
+from .automask import run_case as run_automask_case
+from .cases import KINDS, SAMPLES, load_images, sample_image
 from .metrics import check, decoder_metrics, encoder_metrics, max_abs
 
 
@@ -38,6 +42,7 @@ class CaseResult:
     failures: list[str]
     seconds: dict[str, float]
     masks: tuple | None = None     # (reference, ours) best-mask logits [H, W], for the report
+    records: tuple | None = None   # automask cases: (reference, ours) mask records, for the report
 
     @property
     def passed(self) -> bool:
@@ -65,6 +70,10 @@ class ParityResult:
     def worst_iou(self) -> float:
         return min((c.metrics["mask_iou_min"] for c in self.cases if "mask_iou_min" in c.metrics), default=1.0)
 
+    @property
+    def automask_cases(self) -> list[CaseResult]:
+        return [c for c in self.cases if c.kind.startswith("automask:")]
+
     def failures(self) -> list[str]:
         return [f"{c.image} / {c.kind}: {f}" for c in self.cases for f in c.failures]
 
@@ -79,6 +88,7 @@ class ParityResult:
                 "files": {role: f["file"] for role, f in self.files.items()},
                 "iou_min": self.worst_iou if ious else None, "iou_median": float(np.median(ious)) if ious else None,
                 "logits_max_abs": max(logits, default=None),
+                "automask_iou_min": min((c.metrics["automask_iou_min"] for c in self.automask_cases), default=None),
                 "encoder_ms_median": float(np.median(enc_s) * 1e3) if enc_s else None}
 
 
@@ -121,8 +131,12 @@ def _best_masks(ref_out, our_out) -> tuple[np.ndarray, np.ndarray]:
 def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | None = None,
                seed: int | None = None, samples: list[str] | None = None, images: list[Path] = (),
                kinds: list[str] | None = None, keep_masks: bool = True, sqnr: bool = True,
-               stream: TextIO | None = sys.stderr) -> ParityResult:
-    """Measure every (image, prompt kind) case; the result holds metrics, failures, timings."""
+               automask: bool = False, stream: TextIO | None = sys.stderr) -> ParityResult:
+    """Measure every (image, prompt kind) case; the result holds metrics, failures, timings.
+
+    ``automask`` adds the automatic mask generator cases (``parity/automask.py``: its own
+    settings and photos) when the precision's gates define ``automask_*`` thresholds.
+    """
     import torch
 
     t_start = time.perf_counter()
@@ -182,6 +196,8 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
             stream.write(f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
                          f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n")
             stream.flush()
+    if automask and all(k in gates for k in AUTOMASK_GATES):
+        _automask_cases(result, ref, ours, gates, stream)
     result.files = {role: {"file": name, "bytes": manifest["files"][name]["bytes"],
                            "precision": manifest["files"][name]["precision"]}
                     for role, name in ours.graphs.files.items()}
@@ -189,6 +205,23 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
         result.sqnr = layer_sqnr(model_dir, result.files, next(iter(pictures.values())), stream)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _automask_cases(result: ParityResult, ref, ours: SAM2OnnxPredictor, gates: dict, stream: TextIO | None) -> None:
+    """Official vs ONNX automatic mask generator for every setting and its photos."""
+    for setting, params in AUTOMASK_SETTINGS.items():
+        for name in AUTOMASK_PHOTOS[setting]:
+            image = sample_image(name)
+            metrics, seconds, records = run_automask_case(ref, ours, image, params)
+            case = CaseResult(name, f"automask:{setting}", metrics, check(metrics, gates), seconds, records=records)
+            result.cases.append(case)
+            result.images.setdefault(name, image.shape[:2])
+            if stream is not None:
+                stream.write(f"  {name:<12} automask {setting:<6} {metrics['masks_ours']} / "
+                             f"{metrics['masks_reference']} masks  {'pass' if case.passed else 'FAIL'}  "
+                             f"matched IoU min {metrics['automask_iou_min']:.6f}  "
+                             f"{seconds['reference']:.0f} s official, {seconds['ours']:.0f} s ours\n")
+                stream.flush()
 
 
 def layer_sqnr(model_dir: Path, files: dict, image: np.ndarray, stream: TextIO | None) -> dict[str, list]:

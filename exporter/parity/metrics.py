@@ -21,6 +21,12 @@ GATES = {
     "score_abs": ("score_abs", "max"),
     "mask_iou_min": ("mask_iou_min", "min"),
     "flips_outside_band": ("max_flips_outside_band", "max"),
+    # automatic mask generator vs the official one (parity/automask.py)
+    "automask_count_diff": ("automask_count_diff", "max"),
+    "automask_iou_min": ("automask_iou_min", "min"),
+    "automask_box_mismatches": ("automask_box_mismatches", "max"),
+    "automask_area_rel_max": ("automask_area_rel_max", "max"),
+    "automask_score_abs": ("automask_score_abs", "max"),
 }
 
 

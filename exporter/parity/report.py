@@ -14,7 +14,10 @@ from PIL import Image
 
 from ..digests import sha256_file
 from ..manifest import package_versions, read_manifest, write_manifest
+from ..runtime.overlay import automask_overlay
 from ..staging import write_text_atomic
+from .automask import SETTINGS as AUTOMASK_SETTINGS
+from .automask import masks_of
 from .cases import SAMPLES, sample_image
 from .engine import ParityResult
 
@@ -50,6 +53,8 @@ def as_json(result: ParityResult) -> dict:
         "failures": result.failures(),
         "summary": result.summary(),
         "sqnr": result.sqnr,
+        "automask_settings": {c.kind.split(":", 1)[1]: AUTOMASK_SETTINGS[c.kind.split(":", 1)[1]]
+                              for c in result.automask_cases} or None,
         "cases": [{"image": c.image, "kind": c.kind, "passed": c.passed, "metrics": c.metrics,
                    "failures": c.failures, "seconds": {k: round(v, 4) for k, v in c.seconds.items()}}
                   for c in result.cases],
@@ -103,6 +108,7 @@ def as_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
     note = f"<p><b>Random weights</b>: {esc(RANDOM_NOTE)}.</p>" if result.weights["source"] == "random" else ""
     summary = _summary_html(result.summary())
     sqnr = "".join(_sqnr_html(role, rows) for role, rows in result.sqnr.items())
+    automask = _automask_html(result, images)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>parity {esc(result.variant)} {result.precision}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px}} tr.bad{{background:#fdd}} figure{{display:inline-block;margin:8px}}
@@ -115,6 +121,7 @@ figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verd
 <table><tr><th>image</th><th>case</th><th>verdict</th><th>mask IoU min</th><th>logits max abs</th><th>score abs</th>
 <th>flips outside band</th><th>encoder rel L2</th><th>preprocess max abs</th><th>failures</th></tr>
 {''.join(rows)}</table>
+{automask}
 <h2>Best mask per case: reference (blue), ONNX (orange), XOR (red)</h2>
 {''.join(pictures)}
 </body></html>
@@ -133,6 +140,39 @@ def _summary_html(s: dict) -> str:
     return ("<table><tr><th>precision</th><th>verdict</th><th>files</th><th>IoU min</th><th>IoU median</th>"
             "<th>logits max abs</th><th>encoder ms (median, this CPU)</th></tr><tr>"
             + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr></table>")
+
+
+def _thumb(picture: Image.Image) -> str:
+    scale = min(1.0, 2 * THUMB / max(picture.size))
+    return _png(np.asarray(picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))))
+
+
+def _automask_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
+    """Automatic mask generation: a row per (photo, setting), then both generators' masks."""
+    cases = result.automask_cases
+    if not cases:
+        return ""
+    esc = html.escape
+    rows, figures = [], []
+    for c in cases:
+        m, setting = c.metrics, c.kind.split(":", 1)[1]
+        speed = c.seconds["reference"] / c.seconds["ours"] if c.seconds["ours"] else float("nan")
+        cells = [c.image, setting, "pass" if c.passed else "FAIL", f"{m['masks_ours']} / {m['masks_reference']}",
+                 f"{m['automask_iou_min']:.6f}", str(m["automask_box_mismatches"]), f"{m['automask_area_rel_max']:.1e}",
+                 f"{m['automask_score_abs']:.1e}", f"{c.seconds['reference']:.1f} / {c.seconds['ours']:.1f} ({speed:.1f}x)",
+                 "; ".join(c.failures)]
+        rows.append("<tr class='%s'>%s</tr>" % ("ok" if c.passed else "bad", "".join(f"<td>{esc(x)}</td>" for x in cells)))
+        if c.records is not None and c.image in images:
+            pics = [_thumb(automask_overlay(images[c.image], masks_of(recs), [r["point_coords"][0] for r in recs]))
+                    for recs in c.records]
+            figures.append(f"<figure><figcaption>{esc(c.image)} / {esc(setting)}: official (left), ONNX (right)"
+                           f"</figcaption><img src='{pics[0]}'><img src='{pics[1]}'></figure>")
+    settings = "; ".join(f"{k}: {json.dumps(AUTOMASK_SETTINGS[k])}" for k in sorted({c.kind.split(':', 1)[1] for c in cases}))
+    return ("<h2>Automatic mask generation vs official SAM2AutomaticMaskGenerator</h2>"
+            f"<p>Settings (thresholds lowered for random weights): {esc(settings)}</p>"
+            "<table><tr><th>image</th><th>setting</th><th>verdict</th><th>masks ours / official</th>"
+            "<th>matched IoU min</th><th>box mismatches</th><th>area rel max</th><th>score abs max</th>"
+            "<th>seconds official / ours</th><th>failures</th></tr>" + "".join(rows) + "</table>" + "".join(figures))
 
 
 def _sqnr_html(role: str, rows: list[dict]) -> str:

@@ -4,12 +4,15 @@
     predictor = SAM2OnnxPredictor("artifacts/sam2.1_hiera_tiny")
     predictor.set_image(image)                     # HxWx3 uint8 RGB or PIL image
     masks, scores, logits = predictor.predict(point_coords=[[500, 375]], point_labels=[1])
+    records = SAM2OnnxAutomaticMaskGenerator(predictor).generate(image)   # everything, no prompts
 
 Never imports torch, torchvision, sam2 or cv2 (a test checks), nor any part of ``exporter``
 that does: only contract, manifest, digests and errors, which use the standard library.
 """
 
+from .automask import AutomaskParams, SAM2OnnxAutomaticMaskGenerator
 from .graphs import PRECISIONS, load_graphs
 from .predictor import Embedding, SAM2OnnxPredictor
 
-__all__ = ["PRECISIONS", "Embedding", "SAM2OnnxPredictor", "load_graphs"]
+__all__ = ["PRECISIONS", "AutomaskParams", "Embedding", "SAM2OnnxAutomaticMaskGenerator", "SAM2OnnxPredictor",
+           "load_graphs"]

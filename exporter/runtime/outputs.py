@@ -6,6 +6,7 @@ existing output folder is replaced only with ``force`` and never left half-writt
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
@@ -67,4 +68,48 @@ def predict_to_files(predictor: SAM2OnnxPredictor, image: np.ndarray, out: Path,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return summary
+
+
+def automask_to_files(generator, image: np.ndarray, out: Path, *, overlay_path: Path | None = None,
+                      force: bool = False, source: str = "", progress=None) -> dict:
+    """Run ``generator`` (a SAM2OnnxAutomaticMaskGenerator with an RLE ``output_mode``) on
+    ``image``; write the records as JSON to ``out`` and, if asked, the overlay PNG.
+
+    Both files are rendered in memory first and each is renamed into place, so a failure
+    leaves neither half-written; existing files are replaced only with ``force``.
+    """
+    from ..errors import InputError, refuse_overwrite
+    from ..staging import write_text_atomic
+    from .overlay import automask_overlay
+    from .rle import rle_to_mask
+
+    params = generator.params
+    if params.output_mode == "binary_mask":
+        raise InputError("output_mode binary_mask cannot be written to JSON; use coco_rle or uncompressed_rle")
+    for path in (out, overlay_path):
+        if path is not None:
+            refuse_overwrite(path, force)
+    t0 = time.perf_counter()
+    records = generator.generate(image, progress=progress)
+    seconds = time.perf_counter() - t0
+    summary = {
+        "image": source, "height": int(image.shape[0]), "width": int(image.shape[1]),
+        "model": generator.predictor.manifest["variant"]["name"], "precision": generator.predictor.graphs.precision,
+        "weights": generator.predictor.manifest["weights"]["source"],
+        "params": params.as_dict(), "count": len(records),
+        "timings_s": {"total": round(seconds, 2), **{k: round(v, 2) for k, v in generator.seconds.items()}},
+        "masks": records,
+    }
+    png = None
+    if overlay_path is not None:
+        masks = [rle_to_mask(r["segmentation"]) for r in records]
+        picture = automask_overlay(image, masks, [r["point_coords"][0] for r in records])
+        buf = io.BytesIO()
+        picture.save(buf, format="PNG")
+        png = buf.getvalue()
+    text = json.dumps(summary, indent=1) + "\n"
+    if png is not None:
+        write_text_atomic(overlay_path, png)
+    write_text_atomic(out, text)
     return summary

@@ -11,15 +11,29 @@ PALETTE = [(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 18
 FG, BG, BOX = (40, 220, 60), (235, 50, 50), (255, 255, 255)
 
 
+def colours(n: int) -> list[tuple[int, int, int]]:
+    """``n`` distinct colours: the palette, then hues a golden angle apart (for many masks)."""
+    if n <= len(PALETTE):
+        return PALETTE[:n]
+    out = []
+    for i in range(n):
+        hue = (i * 0.381966) % 1.0
+        rgb = Image.new("HSV", (1, 1), (round(hue * 255), 200 if i % 2 else 255, 235)).convert("RGB")
+        out.append(rgb.getpixel((0, 0)))
+    return out
+
+
 def overlay(image: np.ndarray, masks: list[np.ndarray], points=None, labels=None, boxes=None,
-            alpha: float = 0.5) -> Image.Image:
-    """``image`` HxWx3 uint8 with each HxW mask (one per prompt) blended in its own colour,
-    mask outlines, points (green foreground, red background) and boxes drawn."""
+            alpha: float = 0.5, palette: list | None = None) -> Image.Image:
+    """``image`` HxWx3 uint8 with each HxW mask (one per prompt) blended in its own colour
+    (``palette``, default :func:`colours`), mask outlines, points (green foreground, red
+    background) and boxes drawn."""
+    palette = palette or colours(len(masks))
     out = image.astype(np.float32)
     edges = np.zeros(image.shape[:2], bool)
     for i, mask in enumerate(masks):
         m = mask > 0.5
-        out[m] = (1 - alpha) * out[m] + alpha * np.float32(PALETTE[i % len(PALETTE)])
+        out[m] = (1 - alpha) * out[m] + alpha * np.float32(palette[i % len(palette)])
         edge = m.copy()  # a pixel of the mask with a neighbour outside it
         edge[1:-1, 1:-1] &= ~(m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:])
         edges |= edge
@@ -34,3 +48,12 @@ def overlay(image: np.ndarray, masks: list[np.ndarray], points=None, labels=None
             draw.ellipse([x - radius, y - radius, x + radius, y + radius],
                          fill=FG if label == 1 else BG, outline=(255, 255, 255), width=2)
     return picture
+
+
+def automask_overlay(image: np.ndarray, masks: list[np.ndarray], points=None, alpha: float = 0.45) -> Image.Image:
+    """Every automatic mask in its own colour, largest first so small ones stay visible on
+    top, with the point that produced each mask (as the official notebooks draw them)."""
+    order = sorted(range(len(masks)), key=lambda i: -int(np.count_nonzero(masks[i])))
+    pts = None if points is None else np.asarray(points, float).reshape(-1, 2)[order]
+    return overlay(image, [masks[i] for i in order], pts, None if pts is None else np.ones(len(pts)),
+                   alpha=alpha)

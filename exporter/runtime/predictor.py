@@ -84,14 +84,8 @@ class SAM2OnnxPredictor:
         [B, C, H, W], [B, C], [B, C, 256, 256] for B prompts (C = 3, or 1 without multimask).
         Masks are float32 0/1 (or logits with ``return_logits``), as the official ones.
         """
-        prompts = prepare_prompts(point_coords, point_labels, box, mask_input, embedding.orig_hw,
-                                  normalize_coords)
-        out = dict(zip(C.names(C.DECODER_OUTPUTS),
-                       self.graphs.decoder.run(None, embedding.feeds() | prompts.feeds())))
-        if multimask_output:
-            low_res, scores = out["masks"], out["iou_predictions"]
-        else:  # SAM 2's stability-based single mask, chosen in the graph
-            low_res, scores = out["single_masks"], out["single_iou_predictions"]
+        low_res, scores = self.decode_logits(embedding, point_coords, point_labels, box, mask_input,
+                                             multimask_output, normalize_coords)
         masks = upsample_masks(low_res, embedding.orig_hw)   # from the unclamped logits
         low_res = np.clip(low_res, -C.LOW_RES_CLAMP, C.LOW_RES_CLAMP)
         if not return_logits:
@@ -99,6 +93,21 @@ class SAM2OnnxPredictor:
         if len(low_res) == 1:  # the official predictor squeezes a batch of one
             masks, scores, low_res = masks[0], scores[0], low_res[0]
         return masks, scores, low_res
+
+    def decode_logits(self, embedding: Embedding, point_coords=None, point_labels=None, box=None,
+                      mask_input=None, multimask_output: bool = True,
+                      normalize_coords: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder graph alone: unclamped low-res logits [L, C, 256, 256] and scores [L, C]
+        for L prompts (arguments as ``decode``), without upsampling; what the automatic mask
+        generator filters on before it upsamples the masks it keeps."""
+        prompts = prepare_prompts(point_coords, point_labels, box, mask_input, embedding.orig_hw,
+                                  normalize_coords)
+        out = dict(zip(C.names(C.DECODER_OUTPUTS),
+                       self.graphs.decoder.run(None, embedding.feeds() | prompts.feeds())))
+        if multimask_output:
+            return out["masks"], out["iou_predictions"]
+        # SAM 2's stability-based single mask, chosen in the graph
+        return out["single_masks"], out["single_iou_predictions"]
 
     # --- stateful, as SAM2ImagePredictor ----------------------------------------------------
 

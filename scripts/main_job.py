@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
         result = run_parity(args.out / variant.name, precision, checkpoint=ckpt, automask=True)
         _, html_path = save_report(result)
-        summary = (f"{len(result.cases)} cases on {len(result.images)} photos, worst mask IoU {result.worst_iou:.6f}; "
-                   f"report {html_path.relative_to(ROOT) if html_path.is_relative_to(ROOT) else html_path}")
+        automask = result.automask_cases
+        summary = (f"{len(result.cases)} cases on {len(result.images)} photos, worst mask IoU {result.worst_iou:.6f}"
+                   + (f", automask {sum(c.metrics['masks_ours'] for c in automask)} masks matched (IoU min "
+                      f"{result.summary()['automask_iou_min']:.6f})" if automask else "")
+                   + f"; report {html_path.relative_to(ROOT) if html_path.is_relative_to(ROOT) else html_path}")
         if not result.passed:
             raise ParityFailed(f"{len(result.failures())} failure(s): {result.failures()[0]}; {summary}")
         return summary

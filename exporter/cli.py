@@ -142,7 +142,7 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     v = resolve(variant)
     refuse_overwrite(out, force)  # before the slow build; save_checkpoint checks again
     model, source = random_model(v, seed)
-    digest = save_checkpoint(model, out, force=force)
+    digest = save_checkpoint(model, out, force=force, random_seed=seed)
     click.echo(f"{out}: {v.name}, random weights seed {seed}")
     click.echo(f"sha256        {digest}")
     click.echo(f"weights sha   {source.state_dict_sha256}  (state-dict digest)")
@@ -392,6 +392,74 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
         failed += [f"{prec} {line}" for line in result.failures()]
     if failed:
         raise ParityFailed(f"{len(failed)} parity failure(s), first: {failed[0]}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Timed encoder calls per engine (decoder: 5x as many).")
+@click.option("--warmup", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="Untimed calls of each graph before timing.")
+@click.option("--threads", type=click.IntRange(1, 1024), help="Threads for torch and onnxruntime (default: all cores).")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
+              help="Photo to encode.  [default: the bundled chelsea.jpg]")
+@click.option("--torch/--no-torch", "with_torch", default=True, show_default=True,
+              help="Include torch eager FP32 (needs torch and sam2).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where bench.json / bench.png go.  [default: MODEL_DIR]")
+@click.option("--force", is_flag=True, help="Replace an existing bench.json / bench.png.")
+def bench(model_dir: Path, runs: int, warmup: int, threads: int | None, image: Path | None, with_torch: bool,
+          out: Path | None, force: bool) -> None:
+    """Latency, bytes and peak RSS of torch eager FP32 and onnxruntime at every exported precision.
+
+    Each engine runs in its own process, one after the other, with the same thread count, image
+    and prompt. Prints a table; writes bench.json and bench.png.
+    """
+    from .benchmark import BENCH_JSON, BENCH_PNG, describe, run_bench, save_bench, table
+
+    out = out or model_dir
+    for name in (BENCH_JSON, BENCH_PNG):  # fail before minutes of timing, not after
+        refuse_overwrite(out / name, force)
+    result = run_bench(model_dir, runs=runs, threads=threads, warmup=warmup, image=image, torch=with_torch,
+                       progress=lambda label: click.echo(f"[bench] {label} ...", err=True))
+    json_path, png_path = save_bench(result, out, force=force)
+    click.echo(f"{describe(result)}\n\n{table(result)}\nwrote {json_path} and {png_path}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The release folder to create.")
+@click.option("--allow-random-weights", is_flag=True,
+              help="Release seeded random weights anyway (pipeline tests); the model card says so at the top.")
+@click.option("--force", is_flag=True, help="Replace an existing release folder.")
+def release(model_dir: Path, out: Path, allow_random_weights: bool, force: bool) -> None:
+    """A hub-ready folder: ONNX + ORT-format graphs, operator config, model card, manifest, SHA256SUMS.
+
+    Refuses random weights (exit 6), any precision without a passing parity report (exit 6)
+    and files that differ from the manifest (exit 3).
+    """
+    from .release import build_release, verify_release
+
+    refuse_overwrite(out, force)
+    record = build_release(model_dir, out, allow_random_weights=allow_random_weights, force=force,
+                           progress=lambda msg: click.echo(f"[release] {msg} ...", err=True))
+    files = verify_release(out)
+    worst = min(c["mask_iou_min"] for c in record["ort_format"]["check"].values())
+    click.echo(f"{out}: {len(files)} files + SHA256SUMS; precisions {', '.join(record['parity'])} "
+               f"(parity pass); .ort masks IoU min {worst:.6f} vs .onnx"
+               + ("; RANDOM WEIGHTS (stamped in README.md)" if record["random_weights"] else ""))
+
+
+@cli.command()
+@click.argument("release_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--repo-id", required=True, help="Hugging Face model repo, OWNER/NAME (created if missing).")
+@click.option("--dry-run", is_flag=True, help="Verify the folder and print the upload plan; upload nothing.")
+def push(release_dir: Path, repo_id: str, dry_run: bool) -> None:
+    """Upload a release folder (checked against its SHA256SUMS) to the Hugging Face Hub."""
+    from .release import push_release
+
+    push_release(release_dir, repo_id, dry_run=dry_run, echo=click.echo)
 
 
 def main() -> None:

@@ -78,3 +78,9 @@ def refuse_overwrite(path, force: bool) -> None:
     """Raise OutputExistsError if ``path`` exists and ``force`` is not set."""
     if not force and os.path.lexists(path):
         raise OutputExistsError(f"{path} already exists; use --force to overwrite it")
+
+
+class ReleaseRefused(Sam2OnnxError):
+    """Artifacts that must not be released: random weights, missing or failed parity."""
+
+    exit_code = 6

@@ -182,8 +182,12 @@ def _weights_record(source) -> dict:
         return {"source": "random", "seed": source.seed, "state_dict_sha256": source.state_dict_sha256,
                 "note": "seeded random weights standing in for an official checkpoint; "
                         "for testing the pipeline only"}
-    return {"source": "checkpoint", "checkpoint_file": Path(source.path).name,
-            "checkpoint_sha256": source.file_sha256, "state_dict_sha256": source.state_dict_sha256}
+    record = {"source": "checkpoint", "checkpoint_file": Path(source.path).name,
+              "checkpoint_sha256": source.file_sha256, "state_dict_sha256": source.state_dict_sha256}
+    if source.seed is not None:  # a file written by save_checkpoint(random_seed=...)
+        record |= {"random_weights_seed": source.seed,
+                   "note": "a checkpoint file of seeded random weights; for testing the pipeline only"}
+    return record
 
 
 def _provenance(variant: Variant, role: str, weights: dict, opset: int, simplified: bool,
@@ -195,8 +199,8 @@ def _provenance(variant: Variant, role: str, weights: dict, opset: int, simplifi
              "sam2_onnx.precision": precision,
              "sam2_onnx.weights_source": weights["source"],
              "sam2_onnx.weights_sha256": weights["state_dict_sha256"]}
-    if weights["source"] == "random":
-        props["sam2_onnx.seed"] = str(weights["seed"])
+    if M.random_seed(weights) is not None:
+        props["sam2_onnx.seed"] = str(M.random_seed(weights))
     else:
         props["sam2_onnx.checkpoint_sha256"] = weights["checkpoint_sha256"]
     props["sam2_onnx.io"] = json.dumps(M.io_spec()[role], separators=(",", ":"))

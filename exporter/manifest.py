@@ -89,6 +89,14 @@ def single_mask() -> dict:
     }
 
 
+def random_seed(weights: dict) -> int | None:
+    """The seed if the weights are seeded random ones (exported with --random-weights, or from a
+    checkpoint file saved as random weights), else None."""
+    if weights.get("source") == "random":
+        return weights.get("seed")
+    return weights.get("random_weights_seed")
+
+
 def file_entry(path: Path, graph: str, precision: str) -> dict:
     path = Path(path)
     return {"graph": graph, "precision": precision, "sha256": sha256_file(path),

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from exporter.errors import Sam2OnnxError  # noqa: E402
+from exporter.errors import ParityFailed  # noqa: E402
 from exporter.variants import resolve  # noqa: E402
-
-
-@dataclass
-class Step:
-    name: str
-    status: str = "failed"   # ok | failed
-    seconds: float = 0.0
-    detail: str = ""
+from jobsteps import Job, rel  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,20 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="fp32,fp16,int8", help="precisions to export and gate")
     args = ap.parse_args(argv)
     variant = resolve(args.variant)
-    steps: list[Step] = []
-
-    def run(name, fn):
-        step = Step(name)
-        steps.append(step)
-        t0 = time.perf_counter()
-        print(f"[main] {name} ...", flush=True)
-        try:
-            step.detail = fn()
-            step.status = "ok"
-        except Sam2OnnxError as exc:
-            step.status, step.detail = "failed", str(exc)
-        step.seconds = time.perf_counter() - t0
-        return step.status == "ok"
+    job = Job("main")
 
     ckpt = args.out / "checkpoints" / f"{variant.name}-random-seed{args.seed}.pt"
 
@@ -57,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.checkpoints.loading import random_model, save_checkpoint
 
         model, source = random_model(variant, args.seed)
-        save_checkpoint(model, ckpt, force=True)
-        return f"{ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt} (state dict {source.state_dict_sha256[:12]})"
+        save_checkpoint(model, ckpt, force=True, random_seed=args.seed)
+        return f"{rel(ckpt)} (state dict {source.state_dict_sha256[:12]})"
 
     def verify():
         from exporter.checkpoints.loading import load_checkpoint
@@ -73,11 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         result = export_variant(variant, args.out, checkpoint=ckpt, force=True, precisions=args.precision.split(","))
         sizes = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in result.manifest["files"].items())
         simp = ", ".join(f"{g} {r['status']}" for g, r in result.manifest["simplification"].items())
-        where = result.folder.relative_to(ROOT) if result.folder.is_relative_to(ROOT) else result.folder
-        return f"{where}: {sizes} (simplification: {simp})"
+        return f"{rel(result.folder)}: {sizes} (simplification: {simp})"
 
     def parity(precision):
-        from exporter.errors import ParityFailed
         from exporter.parity.engine import run_parity
         from exporter.parity.report import save_report
 
@@ -87,28 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         summary = (f"{len(result.cases)} cases on {len(result.images)} photos, worst mask IoU {result.worst_iou:.6f}"
                    + (f", automask {sum(c.metrics['masks_ours'] for c in automask)} masks matched (IoU min "
                       f"{result.summary()['automask_iou_min']:.6f})" if automask else "")
-                   + f"; report {html_path.relative_to(ROOT) if html_path.is_relative_to(ROOT) else html_path}")
+                   + f"; report {rel(html_path)}")
         if not result.passed:
             raise ParityFailed(f"{len(result.failures())} failure(s): {result.failures()[0]}; {summary}")
         return summary
 
-    ok = (run(f"random weights (seed {args.seed})", weights) and run("checkpoint round trip", verify)
-          and run(f"export ({args.precision})", export))
+    ok = (job.run(f"random weights (seed {args.seed})", weights) and job.run("checkpoint round trip", verify)
+          and job.run(f"export ({args.precision})", export))
     for precision in [p for p in args.precision.split(",") if p] if ok else []:
-        if not run(f"parity {precision} vs official PyTorch", lambda: parity(precision)):
+        if not job.run(f"parity {precision} vs official PyTorch", lambda: parity(precision)):
             break
-
-    width = max(len(s.name) for s in steps)
-    print(f"\nsam2-onnx main job: {variant.name}, random weights seed {args.seed}")
-    print("-" * 78)
-    for s in steps:
-        print(f"{s.name.ljust(width)}  {s.status:<7}  {s.seconds:6.1f}s  {s.detail}")
-    print("-" * 78)
-    failed = [s for s in steps if s.status == "failed"]
-    verdict = "FAILED" if failed else "PASSED"
-    print(f"verdict: {verdict}")
+    job.summary(f"sam2-onnx main job: {variant.name}, random weights seed {args.seed}")
     print("note: random weights stand in for official checkpoints, which cannot be downloaded here.")
-    return 1 if failed else 0
+    return 1 if job.failed else 0
 
 
 if __name__ == "__main__":

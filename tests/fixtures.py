@@ -28,7 +28,7 @@ def random_checkpoint(tmp_path_factory):
         if key not in made:
             model, source = random_model(resolve(variant), seed)
             path = root / f"{key[0]}-seed{seed}.pt"
-            save_checkpoint(model, path)
+            save_checkpoint(model, path, random_seed=seed)
             made[key] = (path, source)
         return made[key]
     return make

@@ -43,7 +43,7 @@ class WeightsSource:
     state_dict_sha256: str       # digest of the tensors themselves (see state_dict_digest)
     file_sha256: str | None = None
     path: str | None = None
-    seed: int | None = None
+    seed: int | None = None      # random: its seed; checkpoint: the seed a random-weights file is marked with
 
 
 def state_dict_digest(sd: StateDict) -> str:
@@ -92,8 +92,18 @@ def _describe_load_failure(path: Path, exc: BaseException) -> str:
     return f"{path}: not a PyTorch checkpoint ({exc.__class__.__name__}: {text.splitlines()[0][:120]})"
 
 
+# Key under which save_checkpoint marks a file holding seeded random weights, so that an
+# export from it is still recorded as random (and refused by `sam2-onnx release`).
+RANDOM_MARK = "sam2_onnx_random_weights_seed"
+
+
 def read_checkpoint(path: Path) -> StateDict:
     """Read ``{"model": state_dict}`` from ``path`` without executing code; CheckpointError if not."""
+    return _read(path)["model"]
+
+
+def _read(path: Path) -> dict:
+    """The whole checkpoint dict: ``model`` checked to be a state dict of tensors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
@@ -114,7 +124,7 @@ def read_checkpoint(path: Path) -> StateDict:
     sd = obj["model"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
-    return sd
+    return obj
 
 
 def _hiera_defaults() -> dict:
@@ -189,10 +199,12 @@ def load_into(model: torch.nn.Module, variant: Variant, sd: StateDict, origin: s
 
 def load_checkpoint(variant: Variant, path: Path) -> tuple[torch.nn.Module, WeightsSource]:
     """Build ``variant`` and load the official checkpoint at ``path`` into it, strictly."""
-    sd = read_checkpoint(path)
+    obj = _read(path)
+    sd, seed = obj["model"], obj.get(RANDOM_MARK)
     model = build_model(variant)
     load_into(model, variant, sd, str(path))
-    return model, WeightsSource("checkpoint", state_dict_digest(sd), sha256_file(path), str(path))
+    return model, WeightsSource("checkpoint", state_dict_digest(sd), sha256_file(path), str(path),
+                                seed=int(seed) if isinstance(seed, int) else None)
 
 
 def random_model(variant: Variant, seed: int = 0) -> tuple[torch.nn.Module, WeightsSource]:
@@ -207,8 +219,13 @@ def random_model(variant: Variant, seed: int = 0) -> tuple[torch.nn.Module, Weig
     return model, WeightsSource("random", state_dict_digest(model.state_dict()), seed=seed)
 
 
-def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False) -> str:
-    """Write ``{"model": state_dict}`` atomically (official format); returns the file's sha256."""
+def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False,
+                    random_seed: int | None = None) -> str:
+    """Write ``{"model": state_dict}`` atomically (official format); returns the file's sha256.
+
+    ``random_seed``: the weights are :func:`random_model`'s for that seed; the file says so
+    (an extra key the official loader ignores), and exports from it are recorded as random.
+    """
     path = Path(path)
     refuse_overwrite(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +233,8 @@ def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False) -> 
     # the final name (inside a hidden temp dir): same weights -> byte-identical file.
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        torch.save({"model": model.state_dict()}, tmp_dir / path.name)
+        extra = {} if random_seed is None else {RANDOM_MARK: int(random_seed)}
+        torch.save({"model": model.state_dict(), **extra}, tmp_dir / path.name)
         os.replace(tmp_dir / path.name, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..digests import sha256_file
-from ..manifest import package_versions, read_manifest, write_manifest
+from ..manifest import package_versions, random_seed, read_manifest, write_manifest
 from ..runtime.overlay import automask_overlay
 from ..staging import write_text_atomic
 from .automask import SETTINGS as AUTOMASK_SETTINGS
@@ -46,7 +46,7 @@ def as_json(result: ParityResult) -> dict:
         "variant": result.variant, "precision": result.precision,
         "verdict": "pass" if result.passed else "fail",
         "weights": result.weights,
-        "weights_note": RANDOM_NOTE if result.weights["source"] == "random" else None,
+        "weights_note": RANDOM_NOTE if random_seed(result.weights) is not None else None,
         "versions": package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime"),
         "gates": result.gates, "images": {k: list(v) for k, v in result.images.items()},
         "seconds": round(result.seconds, 1),
@@ -105,7 +105,7 @@ def as_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
         pictures.append(f"<figure><figcaption>{esc(c.image)} / {esc(c.kind)}: IoU {c.metrics['mask_iou_min']:.6f}, "
                         f"{flips} flipped px</figcaption><img src='{ref_png}' title='reference'>"
                         f"<img src='{our_png}' title='ONNX'><img src='{xor_png}' title='XOR'></figure>")
-    note = f"<p><b>Random weights</b>: {esc(RANDOM_NOTE)}.</p>" if result.weights["source"] == "random" else ""
+    note = f"<p><b>Random weights</b>: {esc(RANDOM_NOTE)}.</p>" if random_seed(result.weights) is not None else ""
     summary = _summary_html(result.summary())
     sqnr = "".join(_sqnr_html(role, rows) for role, rows in result.sqnr.items())
     automask = _automask_html(result, images)

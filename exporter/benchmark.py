@@ -1,0 +1,195 @@
+"""``sam2-onnx bench``: what each artifact costs: latency, bytes, peak memory.
+
+For torch eager FP32 (the official predictor's model calls) and onnxruntime at every precision
+the folder holds, in one run with one thread count: encoder and decoder latency (warm-up, then
+min / median / max), load time, file bytes, and the peak RSS of a process that loads that engine
+and runs it. Each engine runs in its own process (:mod:`exporter.bench_worker`), one after the
+other, so one engine's memory or thread pool cannot slow or inflate the next.
+
+Results go to ``bench.json`` (schema below) and ``bench.png`` (a bar chart) next to the
+artifacts. The torch engine uses seeded random weights of the same architecture: latency does
+not depend on the weights' values.
+
+``bench.json``::
+
+    {"schema": "sam2-onnx/bench", "schema_version": 1, "variant": ..., "weights": {...},
+     "artifacts_sha256": {file: sha256}, "machine": {...}, "threads": T, "warmup": W,
+     "image": {"name": ..., "height": H, "width": W}, "prompt": "...",
+     "results": [{"engine": "torch"|"onnxruntime", "precision": "fp32"|"fp16"|"int8",
+                  "encoder": {"min_ms", "median_ms", "max_ms", "runs"}, "decoder": {...},
+                  "load_s": s, "peak_rss_mb": MB, "bytes": {"encoder": n, "decoder": n} | null,
+                  "vs_torch": {"encoder": ratio, "decoder": ratio}}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, OutputError, refuse_overwrite
+from .manifest import read_manifest, verify_files
+from .runtime.graphs import graph_file
+from .runtime.inputs import read_image
+from .runtime.transforms import preprocess
+from .sample_inputs import SAMPLE_PHOTO
+from .staging import write_text_atomic
+
+SCHEMA = "sam2-onnx/bench"
+SCHEMA_VERSION = 1
+BENCH_JSON, BENCH_PNG = "bench.json", "bench.png"
+PROMPT = "one foreground click at the centre, multimask output (3 masks), no mask input"
+
+
+@dataclass(frozen=True)
+class Engine:
+    engine: str       # "torch" | "onnxruntime"
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return "torch eager fp32" if self.engine == "torch" else f"onnxruntime {self.precision}"
+
+
+def machine() -> dict:
+    """CPU model, cores, memory, Python and date: what a reader needs to compare numbers."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    mem = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), 0) if Path("/proc/meminfo").exists() else 0
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+
+
+def engines(manifest: dict, torch: bool = True) -> list[Engine]:
+    """torch (unless disabled), then onnxruntime at each precision the manifest lists."""
+    precisions = list(manifest.get("precisions") or {"fp32": {}})
+    return ([Engine("torch", "fp32")] if torch else []) + [Engine("onnxruntime", p) for p in precisions]
+
+
+def _worker(job: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "exporter.bench_worker", json.dumps(job)],
+                          capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    lines = proc.stdout.strip().splitlines()
+    try:
+        out = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OutputError(f"bench of {job['engine']} {job['precision']} failed (exit {proc.returncode}): {tail}") from None
+    if "error" in out:
+        raise InputError(f"bench of {job['engine']} {job['precision']}: {out['error']}")
+    return out
+
+
+def run_bench(model_dir: Path, runs: int = 10, threads: int | None = None, warmup: int = 2,
+              decoder_runs: int | None = None, image: Path | None = None, torch: bool = True,
+              progress=None) -> dict:
+    """Benchmark every engine on ``model_dir``; returns the ``bench.json`` dict (not written).
+
+    ``runs`` encoder calls and ``decoder_runs`` (default ``5 * runs``) decoder calls per engine
+    after ``warmup`` calls of each; ``threads`` defaults to all cores; ``image`` to the bundled
+    photo. ``progress(label)`` is called before each engine starts.
+    """
+    model_dir = Path(model_dir)
+    if runs < 1 or warmup < 0 or (decoder_runs is not None and decoder_runs < 1):
+        raise InputError("runs and decoder runs must be at least 1, warm-up at least 0")
+    threads = threads or os.cpu_count()
+    if threads < 1:
+        raise InputError(f"threads must be at least 1, not {threads}")
+    manifest = read_manifest(model_dir)
+    verify_files(model_dir, manifest)
+    image_path = Path(image) if image else SAMPLE_PHOTO
+    rgb = read_image(image_path)
+    todo = engines(manifest, torch)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sam2-onnx-bench.") as tmp:
+        np.save(Path(tmp) / "image.npy", preprocess(rgb))
+        for eng in todo:
+            if progress:
+                progress(eng.label)
+            job = {"engine": eng.engine, "precision": eng.precision, "model_dir": str(model_dir.resolve()),
+                   "variant": manifest["variant"]["name"], "image": str(Path(tmp) / "image.npy"),
+                   "threads": threads, "warmup": warmup, "runs": runs, "decoder_runs": decoder_runs or 5 * runs}
+            out = _worker(job)
+            files = None if eng.engine == "torch" else {
+                role: graph_file(role, eng.precision, manifest) for role in ("encoder", "decoder")}
+            results.append({"engine": eng.engine, "precision": eng.precision, **out,
+                            "files": files,
+                            "bytes": files and {r: manifest["files"][f]["bytes"] for r, f in files.items()}})
+    base = next((r for r in results if r["engine"] == "torch"), None)
+    for r in results:
+        r["vs_torch"] = base and {g: round(r[g]["median_ms"] / base[g]["median_ms"], 3) for g in ("encoder", "decoder")}
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "variant": manifest["variant"]["name"],
+            "weights": manifest["weights"],
+            "artifacts_sha256": {name: e["sha256"] for name, e in manifest["files"].items()},
+            "machine": machine(), "threads": threads, "warmup": warmup,
+            "image": {"name": image_path.name, "height": rgb.shape[0], "width": rgb.shape[1]},
+            "prompt": PROMPT,
+            "note": "torch: the official predictor's model calls (set_image after preprocessing; _predict "
+                    "before upsampling) in eager FP32 with seeded random weights; onnxruntime: the exported "
+                    "graphs on CPUExecutionProvider. Same input tensor and prompt, same thread count.",
+            "results": results}
+
+
+def is_current(bench: dict, manifest: dict) -> bool:
+    """Whether ``bench`` was measured on exactly the files ``manifest`` lists now."""
+    return bench.get("artifacts_sha256") == {n: e["sha256"] for n, e in manifest["files"].items()}
+
+
+def read_bench(folder: Path) -> dict | None:
+    """``folder/bench.json`` if it is a readable bench report, else None."""
+    try:
+        data = json.loads((Path(folder) / BENCH_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def _ms(t: dict) -> str:
+    return f"{t['min_ms']:.1f} / {t['median_ms']:.1f} / {t['max_ms']:.1f}"
+
+
+def table(bench: dict) -> str:
+    """Markdown table: one row per engine (times min / median / max ms, ratios of medians)."""
+    rows = ["| engine | encoder ms (min / median / max) | decoder ms (min / median / max) "
+            "| encoder vs torch | decoder vs torch | bytes (enc + dec) | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in bench["results"]:
+        label = Engine(r["engine"], r["precision"]).label
+        ratio = r["vs_torch"] or {}
+        size = f"{sum(r['bytes'].values()) / 1e6:.1f} MB" if r["bytes"] else "-"
+        rows.append(f"| {label} | {_ms(r['encoder'])} | {_ms(r['decoder'])} | "
+                    f"{ratio.get('encoder', float('nan')):.2f}x | {ratio.get('decoder', float('nan')):.2f}x | "
+                    f"{size} | {r['peak_rss_mb'] / 1024:.2f} GB |")
+    return "\n".join(rows) + "\n"
+
+
+def describe(bench: dict) -> str:
+    m = bench["machine"]
+    return (f"{bench['variant']}, {m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
+            f"{bench['threads']} threads, {bench['image']['width']}x{bench['image']['height']} "
+            f"{bench['image']['name']}, {bench['results'][0]['encoder']['runs']} encoder / "
+            f"{bench['results'][0]['decoder']['runs']} decoder runs after {bench['warmup']} warm-up")
+
+
+def save_bench(bench: dict, out: Path, force: bool = False) -> tuple[Path, Path]:
+    """Write ``bench.json`` and ``bench.png`` into ``out`` (each atomically); existing files need ``force``."""
+    from .bench_chart import chart
+
+    out = Path(out)
+    paths = out / BENCH_JSON, out / BENCH_PNG
+    for p in paths:
+        refuse_overwrite(p, force)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths[0], json.dumps(bench, indent=2) + "\n")
+    write_text_atomic(paths[1], chart(bench))
+    return paths

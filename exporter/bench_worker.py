@@ -93,9 +93,22 @@ def run(job: dict) -> dict:
     load_s = time.perf_counter() - t0
     result = {"encoder": timed(encode, job["warmup"], job["runs"]),
               "decoder": timed(decode, job["warmup"], job["decoder_runs"])}
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return result | {"load_s": round(load_s, 2), "peak_rss_mb": round(peak_kb / 1024, 1),
+    return result | {"load_s": round(load_s, 2), "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
                      "torch_imported": "torch" in sys.modules}
+
+
+def peak_rss_kb() -> int:
+    """Peak resident memory of this process, KiB.
+
+    VmHWM where /proc has it: ``ru_maxrss`` survives ``exec``, so a worker started by a parent
+    that once held gigabytes (a release job that exported and ran parity first) would report
+    the parent's peak instead of its own.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:", 1)[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 def main() -> int:

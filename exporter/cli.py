@@ -159,14 +159,16 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
               show_default=True, help="Writes OUT/<full variant name>/.")
 @click.option("--opset", type=int, help="ONNX opset, 16 to 20.  [default: the variant's, 17]")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim (keep the traced graphs as they are).")
+@click.option("--plain-graphs", is_flag=True,
+              help="Trace sam2's modules as written, without the faster export forms (same math; for A/B checks).")
 @click.option("--precision", default="fp32", show_default=True, metavar="LIST",
               help="Comma-separated subset of fp32,fp16,int8; fp32 is always exported (the source).")
 @click.option("--calibration-images", type=click.Path(path_type=Path),
               help="Folder of photos for static INT8 calibration.  [default: the bundled photos]")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def export(variant: str, checkpoint: Path | None, random_weights: bool, seed: int | None, out: Path,
-           opset: int | None, no_simplify: bool, precision: str, calibration_images: Path | None,
-           force: bool) -> None:
+           opset: int | None, no_simplify: bool, plain_graphs: bool, precision: str,
+           calibration_images: Path | None, force: bool) -> None:
     """Export VARIANT's encoder and decoder graphs, checked, simplified and verified.
 
     Writes OUT/<variant>/encoder.onnx, decoder.onnx and manifest.json (alias `tiny` writes
@@ -182,8 +184,8 @@ def export(variant: str, checkpoint: Path | None, random_weights: bool, seed: in
         raise click.UsageError("--seed only applies to --random-weights")
     result = export_variant(resolve(variant), out, checkpoint=checkpoint,
                             seed=(seed or 0) if random_weights else None, opset=opset,
-                            simplify=not no_simplify, force=force, precisions=precision.split(","),
-                            calibration_images=calibration_images)
+                            simplify=not no_simplify, fast=not plain_graphs, force=force,
+                            precisions=precision.split(","), calibration_images=calibration_images)
     click.echo(f"{result.folder}: exported in {sum(result.seconds.values()):.1f} s")
     for name, entry in result.manifest["files"].items():
         click.echo(f"  {name:<18} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")

@@ -81,13 +81,14 @@ def check_opset(opset: int) -> int:
 
 
 def export_variant(variant: Variant, out: Path, *, checkpoint: Path | None = None, seed: int | None = None,
-                   opset: int | None = None, simplify: bool = True, force: bool = False,
+                   opset: int | None = None, simplify: bool = True, fast: bool = True, force: bool = False,
                    precisions: list[str] = ("fp32",), calibration_images: Path | None = None,
                    stream: TextIO | None = sys.stderr) -> ExportResult:
     """Export ``variant`` with the weights of ``checkpoint`` or random weights from ``seed``.
 
     ``precisions``: "fp32" plus any of "fp16", "int8" (see exporter/precision); static INT8
-    calibrates on ``calibration_images`` (a folder) or the bundled photos.
+    calibrates on ``calibration_images`` (a folder) or the bundled photos. ``fast``: trace with
+    the faster export forms of graphs/fast_forms.py (same math); False traces sam2 as written.
 
     Returns the final folder, its manifest and the seconds per step. Raises ExportError
     (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
@@ -110,7 +111,8 @@ def export_variant(variant: Variant, out: Path, *, checkpoint: Path | None = Non
     progress = _Progress((9 if simplify else 7) + precision_steps(precisions, variant), stream)
     staging = staging_dir(out, variant.name)
     try:
-        _export_into(staging, variant, checkpoint, seed, opset, simplify, precisions, calibration_images, progress)
+        _export_into(staging, variant, checkpoint, seed, opset, simplify, fast, precisions, calibration_images,
+                     progress)
         with progress.step("publish") as s:
             publish(staging, final, force)
             s["detail"] = str(final)
@@ -120,19 +122,21 @@ def export_variant(variant: Variant, out: Path, *, checkpoint: Path | None = Non
     return ExportResult(final, M.read_manifest(final), progress.seconds)
 
 
-def _export_into(staging: Path, variant: Variant, checkpoint, seed, opset, simplify, precisions,
+def _export_into(staging: Path, variant: Variant, checkpoint, seed, opset, simplify, fast, precisions,
                  calibration_images, progress) -> None:
     import torch
 
     from .checkpoints.loading import load_checkpoint, random_model
     from .graphs import ImageEncoder, PromptDecoder
+    from .graphs.fast_forms import FORM_NAMES, fast_forms
 
     raw = {role: staging / f"{role}.traced.onnx" for role in M.GRAPHS}
     with progress.step("load weights") as s:
         model, source = load_checkpoint(variant, checkpoint) if checkpoint else random_model(variant, seed)
         s["detail"] = f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
     weights = _weights_record(source)
-    with progress.step("trace encoder + decoder"):
+    with progress.step("trace encoder + decoder") as s, fast_forms(model, fast) as swapped:
+        s["detail"] = f"{swapped} modules in fast export form" if fast else "plain sam2 modules (--plain-graphs)"
         G.trace(ImageEncoder(model).eval(), (torch.from_numpy(encoder_feed()["image"]),),
                 raw["encoder"], "encoder", opset)
         # L=2, N=3 so that no dynamic dim is traced as a constant 1
@@ -172,8 +176,8 @@ def _export_into(staging: Path, variant: Variant, checkpoint, seed, opset, simpl
             os.replace(staging / file, unstamped)
             G.stamp(unstamped, staging / file, role, _provenance(variant, role, weights, opset, applied, precision))
             files[file] = M.file_entry(staging / file, role, precision)
-        M.write_manifest(staging, _manifest(variant, weights, opset, simplify, precisions, files, simplification,
-                                            derived))
+        M.write_manifest(staging, _manifest(variant, weights, opset, simplify, list(FORM_NAMES) if fast else [],
+                                            precisions, files, simplification, derived))
         s["detail"] = f"{len(files)} graphs: " + ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
 
 
@@ -207,8 +211,8 @@ def _provenance(variant: Variant, role: str, weights: dict, opset: int, simplifi
     return props
 
 
-def _manifest(variant: Variant, weights: dict, opset: int, simplify: bool, precisions: list[str], files: dict,
-              simplification: dict, derived: dict) -> dict:
+def _manifest(variant: Variant, weights: dict, opset: int, simplify: bool, forms: list[str],
+              precisions: list[str], files: dict, simplification: dict, derived: dict) -> dict:
     return {
         "schema": M.SCHEMA, "schema_version": M.SCHEMA_VERSION,
         "variant": {"name": variant.name, "family": variant.family, "size": variant.size,
@@ -223,6 +227,7 @@ def _manifest(variant: Variant, weights: dict, opset: int, simplify: bool, preci
         "preprocessing": M.preprocessing(),
         "single_mask": M.single_mask(),
         "options": {"opset": opset, "simplify": simplify, "precisions": precisions,
+                    "fast_forms": forms,  # graphs/fast_forms.py: export-time forms traced
                     "dynamic_axes": {role: C.dynamic_axes(ins, outs) for role, (_, ins, outs) in M.GRAPHS.items()}},
         "checks": {"onnx_checker": "full_check", "shape_inference": "strict_mode, data_prop",
                    "simplification_verified_on": SAMPLE_PHOTO.name},

@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def parity_record(folder: Path, manifest: dict, precision: str) -> dict:
             manifest["weights"]["state_dict_sha256"]:
         raise ReleaseRefused(f"{precision}: {report.name} does not show a pass for these weights; {fix}")
     return {"report": report.name, "html": report.with_suffix(".html").name, "summary": data["summary"],
-            "cases": len(data["cases"]), "images": sorted(data["images"])}
+            "cases": len(data["cases"]), "images": sorted(data["images"]),
+            "folder": report.parent}  # `parity --report DIR` keeps it outside the model folder
 
 
 def check_releasable(folder: Path, allow_random_weights: bool = False) -> tuple[dict, dict[str, dict]]:
@@ -123,6 +125,9 @@ def convert_to_ort(onnx_files: list[Path], out: Path) -> dict[str, str]:
                     _save_ort(f, target, "disable")
                     levels[target.name] = "disable (basic would grow the file)"
             create_config_from_models([out / name for name in levels], out / OPS_CONFIG, False)
+            # its header names each model by path: keep the file names, not the staging folder's
+            config = (out / OPS_CONFIG).read_text().replace(f"{out}{os.sep}", "")
+            (out / OPS_CONFIG).write_text(config)
     except Exception as exc:  # onnxruntime raises its own types; all mean "cannot convert"
         raise IntegrityError(f"ORT-format conversion failed: {exc}") from exc
     return levels
@@ -222,8 +227,8 @@ def build_release(model_dir: Path, out: Path, allow_random_weights: bool = False
             shutil.copy2(f, staging / f.name)
         for record in parity.values():
             for name in (record["report"], record["html"]):
-                if (model_dir / name).is_file():
-                    shutil.copy2(model_dir / name, staging / name)
+                if (record["folder"] / name).is_file():
+                    shutil.copy2(record["folder"] / name, staging / name)
         if bench:
             for name in (BENCH_JSON, BENCH_PNG):
                 if (model_dir / name).is_file():

@@ -4,35 +4,20 @@ export they time, and README table replacement."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
-import statistics
-import time
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+from exporter.bench_worker import timed as worker_timed  # noqa: E402
+from exporter.benchmark import machine  # noqa: E402,F401  (the scripts' machine description)
 
 
 def timed(fn, runs: int) -> dict:
     """One warm-up call, then ``runs`` timed calls: median / min / max in ms."""
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
-            "max_ms": round(max(times), 2), "runs": runs}
+    return worker_timed(fn, 1, runs)
 
 
 def bench_photo():

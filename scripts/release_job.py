@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from exporter.errors import ParityFailed, Sam2OnnxError  # noqa: E402
+from exporter.precision import parse_precisions  # noqa: E402
 from exporter.variants import resolve  # noqa: E402
 from jobsteps import Job, rel  # noqa: E402
 
@@ -48,7 +49,7 @@ def release_variant(job: Job, name: str, args) -> None:
     variant = resolve(name)
     folder = args.out / variant.name
     release_dir = args.release_dir / variant.name
-    precisions = [p for p in args.precision.split(",") if p]
+    precisions = args.precisions
     ckpt: list[Path] = []
 
     def fetch():
@@ -85,6 +86,8 @@ def release_variant(job: Job, name: str, args) -> None:
             pass
         samples = [s for s in args.samples.split(",") if s] if args.samples != "all" else None
         kw = {"samples": samples} if samples else {}
+        if args.kinds != "all":
+            kw["kinds"] = [k for k in args.kinds.split(",") if k]
         result = run_parity(folder, precision, checkpoint=None if args.random_weights else ckpt[0],
                             automask=args.automask, **kw)
         _, html = save_report(result)
@@ -99,7 +102,8 @@ def release_variant(job: Job, name: str, args) -> None:
         old = read_bench(folder)
         if old and is_current(old, read_manifest(folder)) and old["threads"] == (args.threads or old["threads"]):
             return "skipped", f"{rel(folder / 'bench.json')} already measures these files"
-        result = run_bench(folder, runs=args.runs, threads=args.threads, decoder_runs=args.decoder_runs)
+        result = run_bench(folder, runs=args.runs, threads=args.threads, warmup=args.warmup,
+                           decoder_runs=args.decoder_runs)
         save_bench(result, folder, force=True)
         enc = {f"{r['engine']} {r['precision']}": r["encoder"]["median_ms"] for r in result["results"]}
         return "encoder medians " + ", ".join(f"{k} {v:.0f} ms" for k, v in enc.items())
@@ -145,9 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed for --random-weights")
     ap.add_argument("--precision", default="fp32,fp16,int8", help="precisions to export, gate and release")
     ap.add_argument("--samples", default="all", help="parity photos (comma-separated), or 'all'")
+    ap.add_argument("--kinds", default="all", help="parity prompt kinds (comma-separated), or 'all'")
     ap.add_argument("--no-automask", dest="automask", action="store_false", help="skip the automask parity cases")
     ap.add_argument("--runs", type=int, default=10, help="bench: timed encoder calls per engine")
     ap.add_argument("--decoder-runs", type=int, help="bench: timed decoder calls (default 5x --runs)")
+    ap.add_argument("--warmup", type=int, default=2, help="bench: untimed calls of each graph before timing")
     ap.add_argument("--threads", type=int, help="bench: threads (default: all cores)")
     ap.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints", help="where fetch downloads to")
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts", help="exported model folders")
@@ -162,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("with several variants, --push needs '{variant}' in REPO_ID (e.g. me/{variant}-onnx)")
     try:
         names = [resolve(v).name for v in args.variants]
+        # as export reads it (fp32 always, in a fixed order): the manifest records that list, and
+        # every precision it holds needs a parity gate before release
+        args.precisions = parse_precisions(args.precision)
     except Sam2OnnxError as exc:
         ap.error(str(exc))
     job = Job("release")

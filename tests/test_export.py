@@ -19,7 +19,7 @@ from sam2.utils.transforms import SAM2Transforms
 
 from exporter import contract as C
 from exporter import manifest as M
-from exporter.checkpoints.loading import random_model
+from exporter.checkpoints.loading import load_checkpoint, random_model
 from exporter.digests import sha256_file
 from exporter.equivalence import cpu_session, rel_l2, run_graph
 from exporter.export import export_variant
@@ -95,6 +95,9 @@ def test_manifest_and_metadata(exported):
         "source": "random", "seed": 0, "state_dict_sha256": source.state_dict_sha256}
     assert manifest["io"] == M.io_spec()
     assert manifest["io"]["decoder"]["inputs"][3]["shape"] == ["L", "N", 2]  # symbolic dims kept
+    # LayerNorm2d traced in its fast form: one LayerNormalization, no strided channel ReduceMean
+    assert manifest["options"]["fast_forms"] == ["layer_norm_2d"]
+    assert "ReduceMean" not in {n.op_type for n in onnx.load(str(folder / C.DECODER_FILE)).graph.node}
     for role in M.GRAPHS:
         simp = manifest["simplification"][role]
         assert simp["status"] == "applied" and simp["comparison"]["ok"]
@@ -126,14 +129,24 @@ def test_reexport_is_byte_identical_and_force_replaces(exported, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no staging folders left behind
 
 
-def test_export_from_checkpoint_records_its_digest(random_checkpoint, tmp_path):
+def test_export_from_checkpoint_records_its_digest(random_checkpoint, tmp_path, photos):
     path, source = random_checkpoint("sam2_hiera_small", seed=3)
-    result = export_variant(resolve("sam2_hiera_small"), tmp_path, checkpoint=path, simplify=False,
+    result = export_variant(resolve("sam2_hiera_small"), tmp_path, checkpoint=path, simplify=False, fast=False,
                             stream=None)
     weights = result.manifest["weights"]
-    assert weights == {"source": "checkpoint", "checkpoint_file": path.name,
-                       "checkpoint_sha256": sha256_file(path), "state_dict_sha256": source.state_dict_sha256}
+    assert {k: weights[k] for k in ("source", "checkpoint_file", "checkpoint_sha256", "state_dict_sha256")} == {
+        "source": "checkpoint", "checkpoint_file": path.name, "checkpoint_sha256": sha256_file(path),
+        "state_dict_sha256": source.state_dict_sha256}
+    assert weights["random_weights_seed"] == 3  # the file says it holds seeded random weights
     assert result.manifest["simplification"]["encoder"]["status"] == "skipped"
+    # fast=False (--plain-graphs): sam2's LayerNorm2d as written, still the official outputs
+    assert result.manifest["options"]["fast_forms"] == []
+    assert "ReduceMean" in {n.op_type for n in onnx.load(str(result.folder / C.DECODER_FILE)).graph.node}
+    model, _ = load_checkpoint(resolve("sam2_hiera_small"), path)
+    feeds = _decoder_feeds(ImageEncoder(model).eval()(photos[:1]), 2, 3, seed=5)
+    want = PromptDecoder(model).eval()(*feeds)
+    got = run_graph(result.folder / C.DECODER_FILE, [{n: t.numpy() for n, t in zip(C.names(C.DECODER_INPUTS), feeds)}])
+    assert float(np.abs(got[0]["masks"] - want[0].numpy()).max()) < 1e-4
 
 
 def test_opset_16_exports_and_runs(tmp_path, photos):

@@ -121,3 +121,28 @@ def test_readme_documents_the_contract():
                              (C.DECODER_INPUTS, "in"), (C.DECODER_OUTPUTS, "out")):
         for s in group:
             assert f"| {direction} `{s.name}` | {s.dtype} | [{','.join(map(str, s.shape))}] |" in readme
+
+
+def test_fast_forms_compute_the_official_outputs_and_are_undone(tiny, photo):
+    """The export-time forms (graphs/fast_forms.py) give the official decoder's outputs on a real
+    photo and every prompt kind, and leave the eager model as sam2 wrote it afterwards."""
+    from sam2.modeling.sam2_utils import LayerNorm2d
+
+    from exporter.graphs.fast_forms import fast_forms
+
+    model, _, decoder = tiny
+    hr0, hr1, embed = photo[3]
+    # a click + background + padding, and a box + click; the second prompt refines a mask input
+    mask_input = torch.randn(2, 1, 256, 256, generator=torch.Generator().manual_seed(0)) * 4
+    args = (embed, hr0, hr1, torch.tensor([[[512.0, 400.0], [100.0, 900.0], [0.0, 0.0]]] * 2),
+            torch.tensor([[1.0, 0.0, -1.0], [2.0, 3.0, 1.0]]), mask_input, torch.tensor([0.0, 1.0]))
+    official = decoder(*args)
+    with fast_forms(model) as swapped:
+        fast = decoder(*args)
+    norms = [m for m in model.modules() if isinstance(m, LayerNorm2d)]
+    assert swapped == len(norms) > 0
+    assert all("forward" not in vars(m) for m in norms)   # the class's forward is back
+    for a, b in zip(official, fast):
+        assert a.shape == b.shape
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
+    assert all(torch.equal(a, b) for a, b in zip(official, decoder(*args)))

@@ -1,0 +1,94 @@
+"""Benchmark: ``sam2-onnx bench`` for several variants, one README table.
+
+For each variant: the seed-0 random-weight export at the precisions asked for (made unless
+``--out`` already holds it), then ``run_bench`` (torch eager FP32 and onnxruntime at every
+precision, each engine in its own process, same thread count), ``bench.json`` + ``bench.png``
+written into the model folder, and one table row per engine. Latency does not depend on the
+weights' values; bytes and peak RSS do not either.
+
+    python scripts/bench_variants.py [--variant tiny --variant large] [--precision fp32,fp16,int8]
+                                     [--runs 10] [--threads T] [--out artifacts/bench] [--no-readme]
+
+Without ``--variant`` it runs all eight (about an hour on 2 cores, ``large`` export peaking near
+20 GB with INT8 calibration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from benchlib import describe as describe_machine, publish  # noqa: E402
+from exporter.benchmark import Engine, run_bench, save_bench  # noqa: E402
+from exporter.errors import Sam2OnnxError  # noqa: E402
+from exporter.export import export_variant  # noqa: E402
+from exporter.manifest import read_manifest  # noqa: E402
+from exporter.variants import all_variants, resolve  # noqa: E402
+
+
+def export_once(variant, out: Path, precisions: list[str]) -> Path:
+    """``out/<variant>``: the seed-0 export at ``precisions`` with the current export options."""
+    folder = out / variant.name
+    try:
+        m = read_manifest(folder)
+        current = (m["weights"].get("seed") == 0 and m["weights"]["source"] == "random"
+                   and m["options"]["precisions"] == precisions and m["options"].get("fast_forms"))
+    except (Sam2OnnxError, KeyError):
+        current = False
+    if not current:
+        print(f"[bench] exporting {variant.name} ({','.join(precisions)}, random weights seed 0) ...", flush=True)
+        export_variant(variant, out, seed=0, force=True, precisions=precisions)
+    return folder
+
+
+def rows(bench: dict) -> list[str]:
+    out = []
+    for r in bench["results"]:
+        ratio = r["vs_torch"] or {}
+        size = f"{sum(r['bytes'].values()) / 1e6:.1f} MB" if r["bytes"] else ""
+        out.append(f"| {bench['variant']} | {Engine(r['engine'], r['precision']).label} | "
+                   f"{r['encoder']['median_ms']:.0f} ms | {ratio.get('encoder', 1.0):.2f}x | "
+                   f"{r['decoder']['median_ms']:.1f} ms | {ratio.get('decoder', 1.0):.2f}x | {size} | "
+                   f"{r['peak_rss_mb'] / 1024:.2f} GB |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", action="append", help="repeatable; default: all eight")
+    ap.add_argument("--precision", default="fp32,fp16,int8")
+    ap.add_argument("--runs", type=int, default=10, help="encoder runs per engine (decoder: 5x)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
+    ap.add_argument("--no-readme", action="store_true")
+    args = ap.parse_args(argv)
+    variants = [resolve(v) for v in args.variant] if args.variant else all_variants()
+    precisions = args.precision.split(",")
+    table = ["| variant | engine | encoder median | vs torch | decoder median | vs torch | files (enc + dec) | peak RSS |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    benches = []
+    for variant in variants:
+        folder = export_once(variant, args.out, precisions)
+        bench = run_bench(folder, runs=args.runs, threads=args.threads,
+                          progress=lambda label, v=variant.name: print(f"[bench] {v}: {label} ...", flush=True))
+        save_bench(bench, folder, force=True)
+        benches.append(bench)
+        table += rows(bench)
+    first = benches[0]
+    r0 = first["results"][0]
+    text = (f"Measured {describe_machine(first['machine'])} by `scripts/bench_variants.py` (`sam2-onnx bench` "
+            f"per variant, one run; {first['threads']} threads; {first['image']['name']}; "
+            f"{r0['encoder']['runs']} encoder / {r0['decoder']['runs']} decoder calls after {first['warmup']} "
+            "warm-up; random weights seed 0): medians, and ratios of medians over torch eager FP32 "
+            "in the same run.\n\n" + "\n".join(table) + "\n")
+    publish(args.out, "bench-variants.json", {"benches": benches}, "variants", text, readme=not args.no_readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

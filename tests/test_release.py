@@ -1,0 +1,420 @@
+"""Issue #8: the release job end to end, release refusals, ``.ort`` copies, SHA256SUMS, ``bench.json``.
+
+One module-scoped run of ``scripts/release.sh`` on tiny with random weights (export, parity on
+one photo and one prompt kind, a one-run bench, release) feeds every test. It runs first with a
+parity gate no result can meet (``mask_iou_min: 2``, through ``$SAM2_ONNX_CONFIGS``), so the
+job's stop at a failed gate and a model folder holding a failed verdict are real ones, then
+with the repository's gates, then a third time to show that nothing is redone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import skimage.data
+import yaml
+from PIL import Image
+
+from exporter import contract as C
+from exporter.benchmark import run_bench
+from exporter.digests import sha256_file
+from exporter.parity.metrics import iou
+from exporter.runtime.transforms import preprocess
+from exporter.sample_inputs import SAMPLE_PHOTO
+
+from .fixtures import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANT = "sam2.1_hiera_tiny"
+JOB_OPTIONS = ["tiny", "--allow-random-weights", "--precision", "fp32", "--samples", "chelsea", "--kinds", "point",
+               "--no-automask", "--runs", "1", "--decoder-runs", "2", "--warmup", "0"]
+RELEASE_FILES = {"encoder.onnx", "decoder.onnx", "encoder.ort", "decoder.ort", "required_operators.config",
+                 "README.md", "manifest.json", "SHA256SUMS", "parity.json", "parity.html", "bench.json", "bench.png"}
+STEP = re.compile(r"^(?P<name>\S.*?)\s{2,}(?P<status>ok|skipped|failed)\s+[\d.]+s\s{2}(?P<detail>.*)$")
+
+
+def _job(tmp: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``scripts/release.sh`` as CI runs it, writing only under ``tmp``."""
+    return subprocess.run(["bash", str(ROOT / "scripts" / "release.sh"), *JOB_OPTIONS, "--out", str(tmp / "art"),
+                           "--release-dir", str(tmp / "rel"), "--checkpoints", str(tmp / "ck"), *extra],
+                          capture_output=True, text=True, timeout=1200, env=os.environ | (env or {}))
+
+
+def _steps(stdout: str) -> dict[str, tuple[str, str]]:
+    """The job's summary table: step name (without the variant) -> (status, detail)."""
+    rows = {}
+    for line in stdout.splitlines():
+        m = STEP.match(line)
+        if m and m["name"].startswith(f"{VARIANT}: "):
+            rows[m["name"].split(": ", 1)[1]] = (m["status"], m["detail"])
+    return rows
+
+
+def _digests(*folders: Path) -> dict[str, str]:
+    return {str(p): sha256_file(p) for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _strict_configs(folder: Path) -> Path:
+    """The repository's variant configs with tiny's FP32 mask IoU gate at 2 (an IoU is at most 1)."""
+    folder.mkdir()
+    for path in (ROOT / "configs").glob("*.yaml"):
+        shutil.copy(path, folder / path.name)
+    config = yaml.safe_load((folder / f"{VARIANT}.yaml").read_text())
+    config["parity"]["fp32"]["mask_iou_min"] = 2.0
+    (folder / f"{VARIANT}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("release_job")
+    art, release = tmp / "art" / VARIANT, tmp / "rel" / VARIANT
+    failed = _job(tmp, env={"SAM2_ONNX_CONFIGS": str(_strict_configs(tmp / "strict_configs"))})
+    assert (art / "manifest.json").is_file(), failed.stdout + failed.stderr
+    state = SimpleNamespace(release_after_failure=sorted((tmp / "rel").glob("*")) if (tmp / "rel").exists() else [],
+                            bench_after_failure=(art / "bench.json").exists())
+    failed_folder = tmp / "failed" / VARIANT  # the model folder as the failed gate left it
+    shutil.copytree(art, failed_folder)
+    passed = _job(tmp)
+    assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-3000:]
+    return SimpleNamespace(tmp=tmp, art=art, release=release, failed=failed, passed=passed,
+                           failed_folder=failed_folder, **vars(state))
+
+
+@pytest.fixture(scope="module")
+def rerun(job):
+    """A third run, pushing with --dry-run, with Python's import log on (to see what it imports)."""
+    before = _digests(job.art, job.release)
+    proc = _job(job.tmp, "--push", "me/x", "--dry-run", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    return SimpleNamespace(proc=proc, before=before, after=_digests(job.art, job.release))
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
+    """The error line of a failed command: exit ``code``, one ``error:`` line after progress lines only."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    *progress, err = proc.stderr.strip().splitlines()
+    assert err.startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert all(re.fullmatch(r"\[(release|bench)\] .* \.\.\.", line) for line in progress), proc.stderr
+    return err
+
+
+# --- the release job ----------------------------------------------------------------------------
+
+
+def test_job_stops_at_a_failed_parity_gate(job):
+    proc = job.failed
+    assert proc.returncode == 5, proc.stdout[-3000:] + proc.stderr[-3000:]
+    steps = _steps(proc.stdout)
+    assert list(steps) == ["fetch", "export (fp32)", "parity fp32"]
+    assert steps["fetch"][0] == "skipped" and steps["export (fp32)"][0] == "ok"
+    assert steps["parity fp32"][0] == "failed" and "mask_iou_min" in steps["parity fp32"][1]
+    assert "verdict: FAILED" in proc.stdout
+    assert job.release_after_failure == [] and not job.bench_after_failure
+    # the failed verdict is on record, next to its report
+    manifest = json.loads((job.failed_folder / "manifest.json").read_text())
+    entry = manifest["parity"]["fp32"]
+    assert entry["verdict"] == "fail" and entry["failures"] >= 1
+    assert entry["report_sha256"] == sha256_file(job.failed_folder / entry["report"])
+    report = json.loads((job.failed_folder / entry["report"]).read_text())
+    assert report["verdict"] == "fail" and report["gates"]["mask_iou_min"] == 2.0
+
+
+def test_job_end_to_end(job):
+    steps = _steps(job.passed.stdout)
+    assert list(steps) == ["fetch", "export (fp32)", "parity fp32", "bench", "release"]
+    assert [s for s, _ in steps.values()] == ["skipped", "skipped", "ok", "ok", "ok"], steps
+    assert "RANDOM WEIGHTS" in steps["release"][1] and "verdict: PASSED" in job.passed.stdout
+    assert {p.name for p in job.release.iterdir()} == RELEASE_FILES
+    assert list(job.release.parent.iterdir()) == [job.release]  # no staging folder left behind
+    # the graphs and evidence are the model folder's own files, unchanged
+    for name in ("encoder.onnx", "decoder.onnx", "parity.json", "parity.html", "bench.json", "bench.png"):
+        assert sha256_file(job.release / name) == sha256_file(job.art / name), name
+    art = json.loads((job.art / "manifest.json").read_text())
+    released = json.loads((job.release / "manifest.json").read_text())
+    assert released["files"] == art["files"] and released["weights"] == art["weights"]
+    record = released["release"]
+    assert record["random_weights"] is True and record["bench"] == "bench.json"
+    assert record["parity"]["fp32"]["verdict"] == "pass" and record["parity"]["fp32"]["images"] == ["chelsea"]
+    for name, entry in record["ort_format"]["files"].items():
+        assert entry["sha256"] == sha256_file(job.release / name)
+        assert entry["bytes"] == (job.release / name).stat().st_size
+    assert set(record["ort_format"]["files"]) == {"encoder.ort", "decoder.ort"}
+    # the job's own bench used its options: one encoder run and two decoder runs per engine, no warm-up
+    bench = json.loads((job.release / "bench.json").read_text())
+    assert bench["warmup"] == 0
+    assert [(r["encoder"]["runs"], r["decoder"]["runs"]) for r in bench["results"]] == [(1, 2), (1, 2)]
+
+
+def test_model_card_is_valid_and_stamped_random(job):
+    text = (job.release / "README.md").read_text()
+    assert text.startswith("---\n")
+    front, body = text[4:].split("\n---\n", 1)
+    meta = yaml.safe_load(front)
+    assert meta["license"] == "apache-2.0"  # SAM 2.1's checkpoints and code
+    assert meta["library_name"] == "onnx"
+    assert meta["base_model"] == "facebook/sam2.1-hiera-tiny"  # the official Hugging Face repo of tiny
+    assert {"onnx", "random-weights", "not-for-production"} <= set(meta["tags"])
+    title = next(line for line in body.splitlines() if line.startswith("# "))
+    assert VARIANT in title and "RANDOM WEIGHTS" in title
+    assert body.index("WARNING: these graphs hold seeded random weights (seed 0)") < body.index("\n## ")
+    # every file of the release is in the card with its size and digest
+    for name in ("encoder.onnx", "decoder.onnx", "encoder.ort", "decoder.ort"):
+        path = job.release / name
+        row = next(line for line in body.splitlines() if line.startswith(f"| `{name}` |"))
+        assert f"{path.stat().st_size:,}" in row and sha256_file(path)[:16] in row
+    assert "| torch eager fp32 |" in body and "| onnxruntime fp32 |" in body and "![benchmark](bench.png)" in body
+
+
+def test_second_run_skips_every_step_and_changes_nothing(rerun):
+    proc = rerun.proc
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    steps = _steps(proc.stdout)
+    assert list(steps) == ["fetch", "export (fp32)", "parity fp32", "bench", "release", "push"]
+    assert {name: s for name, (s, _) in steps.items() if name != "push"} == dict.fromkeys(list(steps)[:-1], "skipped")
+    assert rerun.after == rerun.before
+
+
+def test_push_dry_run_prints_the_plan_without_huggingface_hub(job, rerun):
+    out, imports = rerun.proc.stdout, rerun.proc.stderr
+    assert f"[dry run] would push {job.release} to https://huggingface.co/me/x" in out
+    for name in RELEASE_FILES:
+        size = (job.release / name).stat().st_size
+        assert re.search(rf"^  {re.escape(name)} +{size / 1e6:.1f} MB$", out, re.M), name
+    assert "a real push would be refused" in out
+    assert rerun.proc.returncode == 0 and _steps(out)["push"] == ("ok", f"dry run: {len(RELEASE_FILES)} files to me/x")
+    assert "exporter.release" in imports  # the import log is on ...
+    assert "huggingface_hub" not in imports  # ... and never shows the hub client
+
+
+def test_push_without_dry_run_refuses_random_weights(job):
+    proc = run_cli("push", job.release, "--repo-id", "me/x")
+    assert "holds random weights" in _one_line_error(proc, 6)
+
+
+# --- the artifacts of a release -----------------------------------------------------------------
+
+
+def test_sha256sums_verifies_with_coreutils(job, tmp_path):
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=job.release, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert sorted(check.stdout.splitlines()) == sorted(f"{n}: OK" for n in RELEASE_FILES - {"SHA256SUMS"})
+    # one flipped byte in a copy: coreutils and `sam2-onnx push` both notice
+    copy = tmp_path / "release"
+    shutil.copytree(job.release, copy)
+    with open(copy / "decoder.ort", "r+b") as f:
+        f.seek(1_000_000)
+        byte = f.read(1)
+        f.seek(1_000_000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    bad = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=copy, capture_output=True, text=True)
+    assert bad.returncode != 0 and "decoder.ort: FAILED" in bad.stdout
+    assert "decoder.ort" in _one_line_error(run_cli("push", copy, "--repo-id", "me/x", "--dry-run"), 3)
+
+
+def test_ort_copies_load_and_decode_the_same_masks(job):
+    """The .ort files open in onnxruntime and give the .onnx files' masks on another photo than the
+    release's own check (astronaut, 512x512) and prompts with every label, padding and mask input."""
+    release = job.release
+    sessions = {}
+    for role in ("encoder", "decoder"):
+        with open(release / f"{role}.ort", "rb") as f:
+            assert f.read(8)[4:] == b"ORTM"  # an ORT flatbuffer, not a renamed .onnx
+        for fmt in ("onnx", "ort"):
+            sessions[role, fmt] = ort.InferenceSession(str(release / f"{role}.{fmt}"),
+                                                       providers=["CPUExecutionProvider"])
+        for io in ("get_inputs", "get_outputs"):
+            names = {fmt: [v.name for v in getattr(sessions[role, fmt], io)()] for fmt in ("onnx", "ort")}
+            assert names["ort"] == names["onnx"], (role, names)
+    image = preprocess(skimage.data.astronaut())
+    coords = np.array([[[300, 200], [900, 800], [0, 0]], [[100, 150], [700, 900], [0, 0]],
+                       [[100, 150], [700, 900], [512, 512]]], np.float32)
+    labels = np.array([[1, 0, -1], [2, 3, -1], [2, 3, 1]], np.float32)
+    outputs = {}
+    for fmt in ("onnx", "ort"):
+        feats = dict(zip(C.names(C.ENCODER_OUTPUTS), sessions["encoder", fmt].run(None, {"image": image})))
+        feed = {**feats, "point_coords": coords, "point_labels": labels,
+                "mask_input": np.zeros((3, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32),
+                "has_mask_input": np.zeros(3, np.float32)}
+        masks, scores = sessions["decoder", fmt].run(["masks", "iou_predictions"], feed)
+        feed |= {"mask_input": masks[:, :1], "has_mask_input": np.array([1, 0, 1], np.float32)}  # refine
+        outputs[fmt] = [(masks, scores), tuple(sessions["decoder", fmt].run(["masks", "iou_predictions"], feed))]
+    for (m1, s1), (m2, s2) in zip(outputs["onnx"], outputs["ort"]):
+        assert m1.shape == m2.shape == (3, 3, C.LOW_RES_SIZE, C.LOW_RES_SIZE)
+        ious = [iou(a > 0, b > 0) for a, b in zip(m1.reshape(-1, *m1.shape[-2:]), m2.reshape(-1, *m2.shape[-2:]))]
+        assert min(ious) >= 0.9999, ious
+        assert float(np.abs(m1 - m2).max()) <= 1e-3 and float(np.abs(s1 - s2).max()) <= 1e-4
+
+
+def test_operator_config_covers_both_graphs(job):
+    lines = (job.release / "required_operators.config").read_text().splitlines()
+    # the header names the released files, not the folder they were built in
+    assert [line for line in lines if line.startswith("# - ")] == ["# - decoder.ort", "# - encoder.ort"]
+    declared = set()
+    for line in (line for line in lines if line and not line.startswith("#")):
+        domain, opset, ops = line.split(";")
+        assert domain == "ai.onnx" and 1 <= int(opset) <= 17, line  # the export's opset
+        declared |= set(ops.split(","))
+    used = {n.op_type for role in ("encoder", "decoder")
+            for n in onnx.load(str(job.release / f"{role}.onnx"), load_external_data=False).graph.node}
+    assert used - {"Constant"} <= declared, used - declared  # constants are folded into the .ort files
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+def test_release_refuses_random_weights_without_the_flag(job, tmp_path):
+    err = _one_line_error(run_cli("release", job.art, "--out", tmp_path / "r"), 6)
+    assert "seeded random weights (seed 0)" in err and "--allow-random-weights" in err
+    assert list(tmp_path.iterdir()) == []  # no release, no staging folder
+
+
+def _drop_parity(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["parity"]  # as `sam2-onnx export` writes it: parity never ran
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _edit_report(folder: Path) -> None:
+    report = json.loads((folder / "parity.json").read_text())
+    report["cases"] = report["cases"][:1]  # still says "pass", but it is not the report that was recorded
+    (folder / "parity.json").write_text(json.dumps(report, indent=2))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no parity", "fp32: no parity report in"),
+    ("failed parity", "fp32: parity failed (1 failing case(s))"),
+    ("edited report", "is missing or not the one the manifest recorded"),
+])
+def test_release_refuses_without_a_passing_parity_report(job, tmp_path, case, message):
+    if case == "failed parity":
+        folder = job.failed_folder
+    else:
+        folder = tmp_path / VARIANT
+        shutil.copytree(job.art, folder)
+        (_drop_parity if case == "no parity" else _edit_report)(folder)
+    out = tmp_path / "out" / "r"
+    err = _one_line_error(run_cli("release", folder, "--out", out, "--allow-random-weights"), 6)
+    assert message in err
+    assert not out.parent.exists()
+
+
+def test_release_refuses_a_tampered_graph(job, tmp_path):
+    folder = tmp_path / VARIANT
+    shutil.copytree(job.art, folder)
+    with open(folder / "encoder.onnx", "r+b") as f:
+        f.seek(50_000_000)
+        byte = f.read(1)
+        f.seek(50_000_000)
+        f.write(bytes([byte[0] ^ 0x01]))
+    out = tmp_path / "out" / "r"
+    err = _one_line_error(run_cli("release", folder, "--out", out, "--allow-random-weights"), 3)
+    assert f"{folder / 'encoder.onnx'}: sha256 differs from the manifest" in err
+    assert not out.parent.exists()
+
+
+def test_release_refuses_an_existing_out_without_force(job, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    err = _one_line_error(run_cli("release", job.art, "--out", out, "--allow-random-weights"), 1)
+    assert f"{out} already exists; use --force" in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+
+
+def test_release_force_replaces_out_and_ships_the_recorded_report(job, tmp_path):
+    """Parity re-run with ``--report`` elsewhere: the release carries that report (the one the
+    manifest recorded), not the older parity.json still lying in the model folder."""
+    folder, reports = tmp_path / VARIANT, tmp_path / "reports"
+    shutil.copytree(job.art, folder)
+    run_cli("parity", folder, "--random-weights", "--samples", "chelsea", "--kinds", "box", "--no-automask",
+            "--report", reports, check=True)
+    assert sha256_file(reports / "parity.json") != sha256_file(folder / "parity.json")
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "old.txt").write_text("an older release")
+    proc = run_cli("release", folder, "--out", out, "--allow-random-weights", "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in out.iterdir()} == RELEASE_FILES
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # old folder and staging gone
+    for name in ("parity.json", "parity.html"):
+        assert sha256_file(out / name) == sha256_file(reports / name), name
+    record = json.loads((out / "manifest.json").read_text())["release"]["parity"]["fp32"]
+    assert record["report"] == "parity.json" and record["cases"] == 2  # the encoder case and one box
+
+
+# --- bench --------------------------------------------------------------------------------------
+
+
+def test_bench_json_schema_and_chart(job, tmp_path):
+    out = tmp_path / "bench"
+    proc = run_cli("bench", job.art, "--runs", "1", "--warmup", "0", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    bench = json.loads((out / "bench.json").read_text())
+    manifest = json.loads((job.art / "manifest.json").read_text())
+    assert {"schema", "schema_version", "variant", "weights", "artifacts_sha256", "machine", "threads", "warmup",
+            "image", "prompt", "results"} <= set(bench)
+    assert (bench["schema"], bench["schema_version"], bench["variant"]) == ("sam2-onnx/bench", 1, VARIANT)
+    assert bench["weights"] == manifest["weights"]
+    assert bench["artifacts_sha256"] == {p.name: sha256_file(p) for p in job.art.glob("*.onnx")}
+    m = bench["machine"]
+    assert isinstance(m["cpu"], str) and m["cpu"] and m["cores"] == os.cpu_count() and m["memory_gib"] > 0
+    assert m["python"] == platform.python_version()
+    assert m["date"] in {str(datetime.date.today()), str(datetime.date.today() - datetime.timedelta(days=1))}
+    assert bench["threads"] == os.cpu_count() and bench["warmup"] == 0  # default: all cores
+    h, w = np.asarray(Image.open(SAMPLE_PHOTO)).shape[:2]
+    assert bench["image"] == {"name": SAMPLE_PHOTO.name, "height": h, "width": w}
+    results = bench["results"]
+    assert [(r["engine"], r["precision"]) for r in results] == [("torch", "fp32"), ("onnxruntime", "fp32")]
+    torch_r, ort_r = results
+    for r in results:
+        assert {"engine", "precision", "encoder", "decoder", "load_s", "peak_rss_mb", "bytes", "vs_torch"} <= set(r)
+        for graph, runs in (("encoder", 1), ("decoder", 5)):  # decoder: 5x --runs
+            t = r[graph]
+            assert set(t) == {"min_ms", "median_ms", "max_ms", "runs"} and t["runs"] == runs
+            assert all(isinstance(t[k], float) for k in ("min_ms", "median_ms", "max_ms"))
+            assert 0 < t["min_ms"] <= t["median_ms"] <= t["max_ms"]
+        assert r["encoder"]["min_ms"] == r["encoder"]["max_ms"]  # a single run
+        assert r["load_s"] > 0 and r["peak_rss_mb"] > 0
+        assert r["vs_torch"] == {g: pytest.approx(round(r[g]["median_ms"] / torch_r[g]["median_ms"], 3), abs=1e-9)
+                                 for g in ("encoder", "decoder")}
+    assert torch_r["vs_torch"] == {"encoder": 1.0, "decoder": 1.0} and torch_r["bytes"] is None
+    assert ort_r["bytes"] == {"encoder": (job.art / "encoder.onnx").stat().st_size,
+                              "decoder": (job.art / "decoder.onnx").stat().st_size}
+    assert torch_r["torch_imported"] is True and ort_r["torch_imported"] is False  # onnxruntime runs torch-free
+    assert ort_r["peak_rss_mb"] > ort_r["bytes"]["encoder"] / 2**20  # it holds the encoder's weights at least
+    assert "| torch eager fp32 |" in proc.stdout and "| onnxruntime fp32 |" in proc.stdout
+    with Image.open(out / "bench.png") as png:
+        assert png.format == "PNG" and png.width > 0 and png.height > 0
+        assert len(png.convert("RGB").getcolors(1 << 16) or range(1 << 16)) > 4  # bars and text, not blank
+    # an existing report is refused before any timing, and left as it was
+    before = _digests(out)
+    again = run_cli("bench", job.art, "--runs", "1", "--warmup", "0", "--out", out)
+    assert "bench.json already exists; use --force" in _one_line_error(again, 1)
+    assert "[bench]" not in again.stderr  # no engine was started
+    assert _digests(out) == before
+
+
+def test_bench_peak_rss_is_the_workers_own(job):
+    """A worker started from a process that once held 3 GiB (as the release job's is, after export
+    and parity) reports its own peak memory, not the parent's."""
+    ballast = np.ones(3 * 2**30 // 8)  # touched: 3 GiB resident
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 >= 3
+    del ballast
+    bench = run_bench(job.art, runs=1, warmup=0, decoder_runs=1, torch=False)
+    (result,) = bench["results"]
+    assert result["engine"] == "onnxruntime" and not result["torch_imported"]
+    assert (job.art / "encoder.onnx").stat().st_size / 2**20 < result["peak_rss_mb"] < 2.5 * 1024, result

@@ -135,17 +135,18 @@ def _export_into(staging: Path, variant: Variant, checkpoint, seed, opset, simpl
         model, source = load_checkpoint(variant, checkpoint) if checkpoint else random_model(variant, seed)
         s["detail"] = f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
     weights = _weights_record(source)
-    with progress.step("trace encoder + decoder") as s, fast_forms(model, fast) as swapped:
+    with progress.step("trace encoder + decoder") as s:
+        with fast_forms(model, fast) as swapped:
+            G.trace(ImageEncoder(model).eval(), (torch.from_numpy(encoder_feed()["image"]),),
+                    raw["encoder"], "encoder", opset)
+            # L=2, N=3 so that no dynamic dim is traced as a constant 1
+            args = (torch.zeros(1, 256, 64, 64), torch.zeros(1, 32, 256, 256), torch.zeros(1, 64, 128, 128),
+                    torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(0)) * C.IMAGE_SIZE,
+                    torch.tensor([[1.0, 0.0, -1.0], [2.0, 3.0, 1.0]]), torch.zeros(2, 1, 256, 256),
+                    torch.tensor([0.0, 1.0]))
+            G.trace(PromptDecoder(model).eval(), args, raw["decoder"], "decoder", opset)
         s["detail"] = f"{swapped} modules in fast export form" if fast else "plain sam2 modules (--plain-graphs)"
-        G.trace(ImageEncoder(model).eval(), (torch.from_numpy(encoder_feed()["image"]),),
-                raw["encoder"], "encoder", opset)
-        # L=2, N=3 so that no dynamic dim is traced as a constant 1
-        args = (torch.zeros(1, 256, 64, 64), torch.zeros(1, 32, 256, 256), torch.zeros(1, 64, 128, 128),
-                torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(0)) * C.IMAGE_SIZE,
-                torch.tensor([[1.0, 0.0, -1.0], [2.0, 3.0, 1.0]]), torch.zeros(2, 1, 256, 256),
-                torch.tensor([0.0, 1.0]))
-        G.trace(PromptDecoder(model).eval(), args, raw["decoder"], "decoder", opset)
-        del model, args
+        del model, args  # after the forms are undone: they hold the model's modules until then
         gc.collect()
     with progress.step("check graphs") as s:
         for path in raw.values():

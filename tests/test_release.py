@@ -64,6 +64,15 @@ def _steps(stdout: str) -> dict[str, tuple[str, str]]:
     return rows
 
 
+def _flip_byte(path: Path, offset: int) -> None:
+    """Tamper with a file in place: invert every bit of the byte at ``offset`` (size unchanged)."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
 def _digests(*folders: Path) -> dict[str, str]:
     return {str(p): sha256_file(p) for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -215,11 +224,7 @@ def test_sha256sums_verifies_with_coreutils(job, tmp_path):
     # one flipped byte in a copy: coreutils and `sam2-onnx push` both notice
     copy = tmp_path / "release"
     shutil.copytree(job.release, copy)
-    with open(copy / "decoder.ort", "r+b") as f:
-        f.seek(1_000_000)
-        byte = f.read(1)
-        f.seek(1_000_000)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    _flip_byte(copy / "decoder.ort", 1_000_000)
     bad = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=copy, capture_output=True, text=True)
     assert bad.returncode != 0 and "decoder.ort: FAILED" in bad.stdout
     assert "decoder.ort" in _one_line_error(run_cli("push", copy, "--repo-id", "me/x", "--dry-run"), 3)
@@ -315,11 +320,7 @@ def test_release_refuses_without_a_passing_parity_report(job, tmp_path, case, me
 def test_release_refuses_a_tampered_graph(job, tmp_path):
     folder = tmp_path / VARIANT
     shutil.copytree(job.art, folder)
-    with open(folder / "encoder.onnx", "r+b") as f:
-        f.seek(50_000_000)
-        byte = f.read(1)
-        f.seek(50_000_000)
-        f.write(bytes([byte[0] ^ 0x01]))
+    _flip_byte(folder / "encoder.onnx", 50_000_000)
     out = tmp_path / "out" / "r"
     err = _one_line_error(run_cli("release", folder, "--out", out, "--allow-random-weights"), 3)
     assert f"{folder / 'encoder.onnx'}: sha256 differs from the manifest" in err

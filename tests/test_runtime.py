@@ -340,3 +340,14 @@ def test_predict_cli_bad_image_and_existing_output(exported, photo_file, tmp_pat
     (tmp_path / "o").mkdir()
     proc = run_cli("predict", exported("tiny"), photo_file, "--point", "3,4", "--out", tmp_path / "o")
     assert proc.returncode == 1 and "already exists" in proc.stderr
+
+
+def test_encoder_pool_does_not_spin_and_decoder_pool_does(exported):
+    """Two sessions share the cores: the encoder's pool must not spin (it would slow the decoder
+    that runs next), the decoder's may (its kernels are short). Read back from onnxruntime."""
+    from exporter.runtime.graphs import load_graphs
+
+    graphs = load_graphs(exported("tiny"), threads=2)
+    key = "session.intra_op.allow_spinning"
+    assert graphs.encoder.get_session_options().get_session_config_entry(key) == "0"
+    assert graphs.decoder.get_session_options().get_session_config_entry(key) == "1"

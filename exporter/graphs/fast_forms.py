@@ -3,7 +3,7 @@
 ``fast_forms(model)`` swaps the ``forward`` of a few sam2 module instances while the graphs are
 traced and restores them afterwards, so the eager model (the parity reference, the graph
 wrappers' tests) stays the official code. The swapped methods reuse the modules' own weights;
-only the order of reshapes, transposes and matrix products changes, so outputs agree to float
+only layouts, broadcasting and the order of operations change, so outputs agree to float
 rounding (export verifies every graph, the parity suite gates every artifact).
 
 Why each form is faster (``sam2-onnx bench`` and the A/B notes in README, "Faster graphs"):
@@ -11,6 +11,9 @@ Why each form is faster (``sam2-onnx bench`` and the A/B notes in README, "Faste
 * ``LayerNorm2d`` (decoder upscaling and mask downscaling): the official mean / variance over the
   channel axis of NCHW exports as two strided ReduceMeans and five elementwise ops; channels-last
   ``layer_norm`` is one LayerNormalization between two transposes.
+* ``MaskDecoder.predict_masks``: the official code copies the image embedding and the dense
+  positional encoding once per prompt before the transformer; broadcasting gives the same values
+  without the two copies, and the positional encoding's layout change folds into a constant.
 
 Tried and dropped because it measured no faster: Hiera's attention as three 2-D Gemms with the
 bias inside, one transpose per head layout and no strided qkv Split (the Gemm's bias pass costs

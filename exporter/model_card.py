@@ -40,7 +40,8 @@ def _files_table(manifest: dict, release: dict) -> str:
     for name, e in manifest["files"].items():
         rows.append(f"| `{name}` | {e['graph']} | {e['precision']} | ONNX | {e['bytes']:,} | `{e['sha256'][:16]}…` |")
     for name, e in release["ort_format"]["files"].items():
-        rows.append(f"| `{name}` | {name.split('.')[0]} | {_precision_of(name)} | ORT, {e['optimization']} optimisations "
+        level = "basic optimisations" if e["optimization"] == "basic" else "unoptimised (basic would grow the file)"
+        rows.append(f"| `{name}` | {name.split('.')[0]} | {_precision_of(name)} | ORT, {level} "
                     f"| {e['bytes']:,} | `{e['sha256'][:16]}…` |")
     return "\n".join(rows)
 
@@ -120,8 +121,8 @@ prompts with label -1. Masks are logits: upsample to the image size (bilinear) a
 
 {_parity_table(parity)}
 
-The `.ort` copies decode the same masks as the `.onnx` files (sample photo, a click and four
-prompts of every label kind):
+The `.ort` copies decode the same masks as the `.onnx` files opened at the optimisation level
+baked into each copy (sample photo, a click and four prompts of every label kind):
 
 {_ort_table(release)}
 

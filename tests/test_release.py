@@ -419,3 +419,24 @@ def test_bench_peak_rss_is_the_workers_own(job):
     (result,) = bench["results"]
     assert result["engine"] == "onnxruntime" and not result["torch_imported"]
     assert (job.art / "encoder.onnx").stat().st_size / 2**20 < result["peak_rss_mb"] < 2.5 * 1024, result
+
+
+def test_ort_copies_of_every_precision_match_their_twins(exported, tmp_path):
+    """FP16 and INT8 too: each .ort copy decodes exactly what its .onnx twin does at the level baked
+    into the copy (at FP16, onnxruntime's "basic" and "all" levels already differ by a few pixels,
+    which the parity gates judge), and no copy grows past ORT_GROWTH_MAX of its .onnx file."""
+    from exporter.release import ORT_GROWTH_MAX, check_ort_copies, convert_to_ort
+
+    src = exported("tiny", "fp32,fp16,int8")
+    manifest = json.loads((src / "manifest.json").read_text())
+    for name in manifest["files"]:
+        shutil.copy2(src / name, tmp_path / name)
+    levels = convert_to_ort([tmp_path / name for name in manifest["files"]], tmp_path)
+    assert sorted(levels) == sorted(Path(n).with_suffix(".ort").name for n in manifest["files"])
+    assert set(levels.values()) <= {"basic", "disable"}
+    for name in levels:
+        assert (tmp_path / name).stat().st_size <= ORT_GROWTH_MAX * (tmp_path / name).with_suffix(".onnx").stat().st_size
+    check = check_ort_copies(tmp_path, manifest, levels)
+    assert sorted(check) == ["fp16", "fp32", "int8"]
+    for precision, c in check.items():
+        assert c["masks"] == 15 and c["mask_iou_min"] == 1.0 and c["iou_predictions_max_abs"] < 1e-5, precision

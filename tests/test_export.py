@@ -95,9 +95,11 @@ def test_manifest_and_metadata(exported):
         "source": "random", "seed": 0, "state_dict_sha256": source.state_dict_sha256}
     assert manifest["io"] == M.io_spec()
     assert manifest["io"]["decoder"]["inputs"][3]["shape"] == ["L", "N", 2]  # symbolic dims kept
-    # LayerNorm2d traced in its fast form: one LayerNormalization, no strided channel ReduceMean
-    assert manifest["options"]["fast_forms"] == ["layer_norm_2d"]
-    assert "ReduceMean" not in {n.op_type for n in onnx.load(str(folder / C.DECODER_FILE)).graph.node}
+    # traced in the fast forms: LayerNorm2d as one LayerNormalization (no strided channel
+    # ReduceMean), predict_masks without per-prompt copies of the image (no Tile)
+    assert manifest["options"]["fast_forms"] == ["layer_norm_2d", "predict_masks"]
+    decoder_ops = {n.op_type for n in onnx.load(str(folder / C.DECODER_FILE)).graph.node}
+    assert "ReduceMean" not in decoder_ops and "Tile" not in decoder_ops
     for role in M.GRAPHS:
         simp = manifest["simplification"][role]
         assert simp["status"] == "applied" and simp["comparison"]["ok"]

@@ -31,10 +31,9 @@ from .benchmark import BENCH_JSON, BENCH_PNG, is_current, read_bench
 from .digests import sha256_file
 from .errors import IntegrityError, InputError, ReleaseRefused, refuse_overwrite
 from .manifest import GRAPHS, MANIFEST_FILE, package_versions, random_seed, read_manifest, verify_files, write_manifest
-from .parity.metrics import iou
-from .runtime.graphs import OPTIMIZATION
 from .model_card import model_card
-from .runtime.graphs import graph_file
+from .parity.metrics import iou
+from .runtime.graphs import OPTIMIZATION, graph_file
 from .staging import publish, staging_dir, write_text_atomic
 
 SUMS_FILE = "SHA256SUMS"

@@ -270,6 +270,8 @@ def test_operator_config_covers_both_graphs(job, tmp_path):
     here from an ONNX-format save of the same optimisation, not from the ORT files themselves."""
     import onnxruntime as ort
 
+    from exporter.runtime.graphs import OPTIMIZATION
+
     lines = (job.release / "required_operators.config").read_text().splitlines()
     # the header names the released files, not the folder they were built in
     assert [line for line in lines if line.startswith("# - ")] == ["# - decoder.ort", "# - encoder.ort"]
@@ -282,9 +284,7 @@ def test_operator_config_covers_both_graphs(job, tmp_path):
     used = set()
     for role in ("encoder", "decoder"):
         opts = ort.SessionOptions()
-        opts.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                                         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[
-            levels[f"{role}.ort"]["optimization"]]
+        opts.graph_optimization_level = OPTIMIZATION[levels[f"{role}.ort"]["optimization"]]
         opts.optimized_model_filepath = str(tmp_path / f"{role}.onnx")
         ort.InferenceSession(str(job.release / f"{role}.onnx"), opts, providers=["CPUExecutionProvider"])
         used |= {n.op_type for n in onnx.load(str(tmp_path / f"{role}.onnx")).graph.node}

@@ -1,5 +1,6 @@
 """``bench.png``: one horizontal bar per engine for encoder latency, decoder latency and peak
-memory, with min-max whiskers on the latencies (pillow only, no plotting library)."""
+memory, with min-max whiskers on the latencies and, for a bench of several rounds, a dot at
+each round's median (pillow only, no plotting library)."""
 
 from __future__ import annotations
 
@@ -24,15 +25,16 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, rows: list[tuple[str, float, float, float, str]],
+def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, rows: list[tuple[str, float, float, float, str, list]],
            colours: list) -> int:
-    """Draw one panel (title, then a bar per row: label, value, whisker lo, hi, text); returns its bottom."""
+    """Draw one panel (title, then a bar per row: label, value, whisker lo, hi, text, dots);
+    returns its bottom."""
     font, bold = _font(13), _font(15)
     draw.text((PAD, top), title, fill=(20, 20, 20), font=bold)
     top += 24
     x0, width = LABEL_W, W - LABEL_W - 140
     scale = width / max(max(r[3] for r in rows), 1e-9)
-    for i, ((label, value, lo, hi, text), colour) in enumerate(zip(rows, colours)):
+    for i, ((label, value, lo, hi, text, dots), colour) in enumerate(zip(rows, colours)):
         y = top + i * ROW
         draw.text((PAD, y + 5), label, fill=(40, 40, 40), font=font)
         draw.rectangle([x0, y + 4, x0 + max(1, value * scale), y + ROW - 4], fill=colour)
@@ -41,6 +43,9 @@ def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, rows: list[tuple[str
             draw.line([x0 + lo * scale, mid, x0 + hi * scale, mid], fill=(30, 30, 30), width=2)
             for x in (lo, hi):
                 draw.line([x0 + x * scale, mid - 5, x0 + x * scale, mid + 5], fill=(30, 30, 30), width=2)
+        for x in dots if len(dots) > 1 else ():  # each round's median
+            cx, cy = x0 + x * scale, y + ROW // 2 - 7
+            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=(255, 255, 255), outline=(30, 30, 30))
         draw.text((x0 + max(value, hi) * scale + 8, y + 5), text, fill=(20, 20, 20), font=font)
     return top + len(rows) * ROW + PAD
 
@@ -61,14 +66,17 @@ def chart(bench: dict) -> bytes:
         for label, r in zip(labels, results):
             t, ratio = r[graph], (r.get("vs_torch") or {}).get(graph)
             text = f"{t['median_ms']:.1f} ms" + (f"  ({ratio:.2f}x torch)" if ratio and r["engine"] != "torch" else "")
-            out.append((label, t["median_ms"], t["min_ms"], t["max_ms"], text))
+            out.append((label, t["median_ms"], t["min_ms"], t["max_ms"], text, t.get("round_medians_ms", [])))
         return out
 
     memory = [(label, r["peak_rss_mb"] / 1024, r["peak_rss_mb"] / 1024, r["peak_rss_mb"] / 1024,
-               f"{r['peak_rss_mb'] / 1024:.2f} GB" + (f", files {sum(r['bytes'].values()) / 1e6:.0f} MB" if r["bytes"] else ""))
+               f"{r['peak_rss_mb'] / 1024:.2f} GB" + (f", files {sum(r['bytes'].values()) / 1e6:.0f} MB" if r["bytes"] else ""),
+               [])
               for label, r in zip(labels, results)]
-    panels = [("encoder latency, median (whiskers: min-max)", latency("encoder")),
-              ("decoder latency, median (whiskers: min-max)", latency("decoder")),
+    what = "median (whiskers: min-max" + (f"; dots: each of {bench['rounds']} rounds' median)"
+                                          if bench.get("rounds", 1) > 1 else ")")
+    panels = [(f"encoder latency, {what}", latency("encoder")),
+              (f"decoder latency, {what}", latency("decoder")),
               ("peak RSS of the process (load + runs)", memory)]
     height = 60 + sum(24 + len(rows) * ROW + PAD for _, rows in panels) + 30
     img = Image.new("RGB", (W, height), (255, 255, 255))

@@ -4,7 +4,7 @@
 
 The parent (:mod:`exporter.benchmark`) starts one of these per engine and precision, so each
 peak RSS belongs to that engine alone and the onnxruntime processes never import torch (the
-torch engine is the only one that does). Prints one JSON line: timings, load time, peak RSS.
+torch engine is the only one that does). Prints one JSON line: every timed call's ms, load time, peak RSS.
 
 Both engines get the same preprocessed image tensor (``image.npy``, [1, 3, 1024, 1024]) and
 the same prompt: one foreground click at the centre, multimask output, no mask input.
@@ -24,8 +24,8 @@ import numpy as np
 CLICK_1024 = (512.0, 512.0)   # the benchmark prompt, in the 1024x1024 input frame
 
 
-def timed(fn, warmup: int, runs: int) -> dict:
-    """``warmup`` untimed calls, then ``runs`` timed ones: min / median / max in ms."""
+def sample(fn, warmup: int, runs: int) -> list[float]:
+    """``warmup`` untimed calls, then the times of ``runs`` timed ones, ms."""
     for _ in range(warmup):
         fn()
     times = []
@@ -33,8 +33,18 @@ def timed(fn, warmup: int, runs: int) -> dict:
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"min_ms": round(min(times), 3), "median_ms": round(statistics.median(times), 3),
-            "max_ms": round(max(times), 3), "runs": runs}
+    return times
+
+
+def summarize(times_ms: list[float]) -> dict:
+    """min / median / max of call times in ms, and how many calls."""
+    return {"min_ms": round(min(times_ms), 3), "median_ms": round(statistics.median(times_ms), 3),
+            "max_ms": round(max(times_ms), 3), "runs": len(times_ms)}
+
+
+def timed(fn, warmup: int, runs: int) -> dict:
+    """``warmup`` untimed calls, then ``runs`` timed ones: min / median / max in ms."""
+    return summarize(sample(fn, warmup, runs))
 
 
 def _onnxruntime(job: dict, image: np.ndarray):
@@ -91,8 +101,9 @@ def run(job: dict) -> dict:
     t0 = time.perf_counter()
     encode, decode = (_torch if job["engine"] == "torch" else _onnxruntime)(job, image)
     load_s = time.perf_counter() - t0
-    result = {"encoder": timed(encode, job["warmup"], job["runs"]),
-              "decoder": timed(decode, job["warmup"], job["decoder_runs"])}
+    # raw call times: the parent pools them over rounds
+    result = {"encoder_ms": sample(encode, job["warmup"], job["runs"]),
+              "decoder_ms": sample(decode, job["warmup"], job["decoder_runs"])}
     return result | {"load_s": round(load_s, 2), "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
                      "torch_imported": "torch" in sys.modules}
 

@@ -1,10 +1,17 @@
 """``sam2-onnx bench``: what each artifact costs: latency, bytes, peak memory.
 
 For torch eager FP32 (the official predictor's model calls) and onnxruntime at every precision
-the folder holds, in one run with one thread count: encoder and decoder latency (warm-up, then
-min / median / max), load time, file bytes, and the peak RSS of a process that loads that engine
-and runs it. Each engine runs in its own process (:mod:`exporter.bench_worker`), one after the
-other, so one engine's memory or thread pool cannot slow or inflate the next.
+the folder holds, in one run with one thread count: encoder and decoder latency (warm-up,
+then min / median / max), load time, file bytes, and the peak RSS of a process that loads that
+engine and runs it. Each engine runs in its own process (:mod:`exporter.bench_worker`), one
+after the other, so one engine's memory or thread pool cannot slow or inflate the next.
+
+``rounds`` > 1 repeats that sequence (torch, fp32, fp16, ..., torch, fp32, ...), each time in
+fresh processes, and pools each engine's calls over the rounds. On a shared VM a process's
+speed can drift by 1.5x for minutes at a time (measured here: the same decoder in the same
+process ran at 30 ms in some processes and 50-55 ms in others, with or without an encoder
+loaded beside it); alternating the engines puts every engine through the same drift, so their
+ratio is steadier than one pass's.
 
 Results go to ``bench.json`` (schema below) and ``bench.png`` (a bar chart) next to the
 artifacts. The torch engine uses seeded random weights of the same architecture: latency does
@@ -12,13 +19,17 @@ not depend on the weights' values.
 
 ``bench.json``::
 
-    {"schema": "sam2-onnx/bench", "schema_version": 1, "variant": ..., "weights": {...},
+    {"schema": "sam2-onnx/bench", "schema_version": 2, "variant": ..., "weights": {...},
      "artifacts_sha256": {file: sha256}, "machine": {...}, "threads": T, "warmup": W,
+     "rounds": R, "settings": {"runs", "decoder_runs", "warmup", "threads", "rounds"},
      "image": {"name": ..., "height": H, "width": W}, "prompt": "...",
      "results": [{"engine": "torch"|"onnxruntime", "precision": "fp32"|"fp16"|"int8",
-                  "encoder": {"min_ms", "median_ms", "max_ms", "runs"}, "decoder": {...},
-                  "load_s": s, "peak_rss_mb": MB, "bytes": {"encoder": n, "decoder": n} | null,
+                  "encoder": {"min_ms", "median_ms", "max_ms", "runs", "round_medians_ms"},
+                  "decoder": {...}, "load_s": s (median over rounds), "peak_rss_mb": MB (max),
+                  "bytes": {"encoder": n, "decoder": n} | null,
                   "vs_torch": {"encoder": ratio, "decoder": ratio}}, ...]}
+
+``runs`` in a result counts the calls pooled over all rounds.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench_worker import summarize
 from .errors import InputError, OutputError, refuse_overwrite
 from .manifest import read_manifest, verify_files
 from .runtime.graphs import graph_file
@@ -44,7 +58,8 @@ from .sample_inputs import SAMPLE_PHOTO
 from .staging import write_text_atomic
 
 SCHEMA = "sam2-onnx/bench"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+GRAPHS = ("encoder", "decoder")
 BENCH_JSON, BENCH_PNG = "bench.json", "bench.png"
 PROMPT = "one foreground click at the centre, multimask output (3 masks), no mask input"
 
@@ -84,24 +99,37 @@ def _worker(job: dict) -> dict:
         out = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise OutputError(f"bench of {job['engine']} {job['precision']} failed (exit {proc.returncode}): {tail}") from None
+        how = (f"was killed by {signal.Signals(-proc.returncode).name}"  # SIGKILL: most often the OOM killer
+               + (" (out of memory?)" if proc.returncode == -signal.SIGKILL else "")
+               if proc.returncode < 0 else f"failed (exit {proc.returncode})")
+        raise OutputError(f"bench of {job['engine']} {job['precision']} {how}: {tail}") from None
     if "error" in out:
         raise InputError(f"bench of {job['engine']} {job['precision']}: {out['error']}")
     return out
 
 
+def _merge(outs: list[dict]) -> dict:
+    """One engine's worker outputs (one per round) as one result: calls pooled over the rounds."""
+    merged = {g: summarize([t for o in outs for t in o[f"{g}_ms"]])
+              | {"round_medians_ms": [round(statistics.median(o[f"{g}_ms"]), 3) for o in outs]} for g in GRAPHS}
+    return merged | {"load_s": round(statistics.median(o["load_s"] for o in outs), 2),
+                     "peak_rss_mb": max(o["peak_rss_mb"] for o in outs),
+                     "torch_imported": any(o["torch_imported"] for o in outs)}
+
+
 def run_bench(model_dir: Path, runs: int = 10, threads: int | None = None, warmup: int = 2,
               decoder_runs: int | None = None, image: Path | None = None, torch: bool = True,
-              progress=None) -> dict:
+              rounds: int = 1, progress=None) -> dict:
     """Benchmark every engine on ``model_dir``; returns the ``bench.json`` dict (not written).
 
     ``runs`` encoder calls and ``decoder_runs`` (default ``5 * runs``) decoder calls per engine
-    after ``warmup`` calls of each; ``threads`` defaults to all cores; ``image`` to the bundled
-    photo. ``progress(label)`` is called before each engine starts.
+    and round, after ``warmup`` calls of each; ``rounds`` passes over the engines, alternating
+    them; ``threads`` defaults to all cores; ``image`` to the bundled photo.
+    ``progress(label)`` is called before each engine process starts.
     """
     model_dir = Path(model_dir)
-    if runs < 1 or warmup < 0 or (decoder_runs is not None and decoder_runs < 1):
-        raise InputError("runs and decoder runs must be at least 1, warm-up at least 0")
+    if runs < 1 or warmup < 0 or rounds < 1 or (decoder_runs is not None and decoder_runs < 1):
+        raise InputError("runs, decoder runs and rounds must be at least 1, warm-up at least 0")
     threads = threads or os.cpu_count()
     if threads < 1:
         raise InputError(f"threads must be at least 1, not {threads}")
@@ -110,28 +138,30 @@ def run_bench(model_dir: Path, runs: int = 10, threads: int | None = None, warmu
     image_path = Path(image) if image else SAMPLE_PHOTO
     rgb = read_image(image_path)
     todo = engines(manifest, torch)
-    results = []
+    settings = {"runs": runs, "decoder_runs": decoder_runs or 5 * runs, "warmup": warmup, "threads": threads,
+                "rounds": rounds}
+    outs: dict[Engine, list[dict]] = {eng: [] for eng in todo}
     with tempfile.TemporaryDirectory(prefix="sam2-onnx-bench.") as tmp:
         np.save(Path(tmp) / "image.npy", preprocess(rgb))
-        for eng in todo:
-            if progress:
-                progress(eng.label)
-            job = {"engine": eng.engine, "precision": eng.precision, "model_dir": str(model_dir.resolve()),
-                   "variant": manifest["variant"]["name"], "image": str(Path(tmp) / "image.npy"),
-                   "threads": threads, "warmup": warmup, "runs": runs, "decoder_runs": decoder_runs or 5 * runs}
-            out = _worker(job)
-            files = None if eng.engine == "torch" else {
-                role: graph_file(role, eng.precision, manifest) for role in ("encoder", "decoder")}
-            results.append({"engine": eng.engine, "precision": eng.precision, **out,
-                            "files": files,
-                            "bytes": files and {r: manifest["files"][f]["bytes"] for r, f in files.items()}})
+        for i in range(rounds):
+            for eng in todo:
+                if progress:
+                    progress(eng.label if rounds == 1 else f"round {i + 1}/{rounds}: {eng.label}")
+                outs[eng].append(_worker({
+                    "engine": eng.engine, "precision": eng.precision, "model_dir": str(model_dir.resolve()),
+                    "variant": manifest["variant"]["name"], "image": str(Path(tmp) / "image.npy"), **settings}))
+    results = []
+    for eng in todo:
+        files = None if eng.engine == "torch" else {role: graph_file(role, eng.precision, manifest) for role in GRAPHS}
+        results.append({"engine": eng.engine, "precision": eng.precision, **_merge(outs[eng]), "files": files,
+                        "bytes": files and {r: manifest["files"][f]["bytes"] for r, f in files.items()}})
     base = next((r for r in results if r["engine"] == "torch"), None)
     for r in results:
-        r["vs_torch"] = base and {g: round(r[g]["median_ms"] / base[g]["median_ms"], 3) for g in ("encoder", "decoder")}
+        r["vs_torch"] = base and {g: round(r[g]["median_ms"] / base[g]["median_ms"], 3) for g in GRAPHS}
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "variant": manifest["variant"]["name"],
             "weights": manifest["weights"],
             "artifacts_sha256": {name: e["sha256"] for name, e in manifest["files"].items()},
-            "machine": machine(), "threads": threads, "warmup": warmup,
+            "machine": machine(), "threads": threads, "warmup": warmup, "rounds": rounds, "settings": settings,
             "image": {"name": image_path.name, "height": rgb.shape[0], "width": rgb.shape[1]},
             "prompt": PROMPT,
             "note": "torch: the official predictor's model calls (set_image after preprocessing; _predict "
@@ -140,9 +170,11 @@ def run_bench(model_dir: Path, runs: int = 10, threads: int | None = None, warmu
             "results": results}
 
 
-def is_current(bench: dict, manifest: dict) -> bool:
-    """Whether ``bench`` was measured on exactly the files ``manifest`` lists now."""
-    return bench.get("artifacts_sha256") == {n: e["sha256"] for n, e in manifest["files"].items()}
+def is_current(bench: dict, manifest: dict, settings: dict | None = None) -> bool:
+    """Whether ``bench`` was measured on exactly the files ``manifest`` lists now (and, given
+    ``settings``, with those run counts, warm-up, threads and rounds)."""
+    return (bench.get("artifacts_sha256") == {n: e["sha256"] for n, e in manifest["files"].items()}
+            and (settings is None or bench.get("settings") == settings))
 
 
 def read_bench(folder: Path) -> dict | None:
@@ -178,7 +210,8 @@ def describe(bench: dict) -> str:
     return (f"{bench['variant']}, {m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
             f"{bench['threads']} threads, {bench['image']['width']}x{bench['image']['height']} "
             f"{bench['image']['name']}, {bench['results'][0]['encoder']['runs']} encoder / "
-            f"{bench['results'][0]['decoder']['runs']} decoder runs after {bench['warmup']} warm-up")
+            f"{bench['results'][0]['decoder']['runs']} decoder runs after {bench['warmup']} warm-up"
+            + (f", pooled over {bench['rounds']} alternating rounds" if bench.get("rounds", 1) > 1 else ""))
 
 
 def save_bench(bench: dict, out: Path, force: bool = False) -> tuple[Path, Path]:

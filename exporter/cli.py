@@ -402,6 +402,9 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
               help="Timed encoder calls per engine (decoder: 5x as many).")
 @click.option("--warmup", type=click.IntRange(0, 100), default=2, show_default=True,
               help="Untimed calls of each graph before timing.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Passes over the engines, alternating them in fresh processes; calls are pooled "
+                   "(steadier ratios on a machine whose speed drifts).")
 @click.option("--threads", type=click.IntRange(1, 1024), help="Threads for torch and onnxruntime (default: all cores).")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
               help="Photo to encode.  [default: the bundled chelsea.jpg]")
@@ -410,8 +413,8 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Where bench.json / bench.png go.  [default: MODEL_DIR]")
 @click.option("--force", is_flag=True, help="Replace an existing bench.json / bench.png.")
-def bench(model_dir: Path, runs: int, warmup: int, threads: int | None, image: Path | None, with_torch: bool,
-          out: Path | None, force: bool) -> None:
+def bench(model_dir: Path, runs: int, warmup: int, rounds: int, threads: int | None, image: Path | None,
+          with_torch: bool, out: Path | None, force: bool) -> None:
     """Latency, bytes and peak RSS of torch eager FP32 and onnxruntime at every exported precision.
 
     Each engine runs in its own process, one after the other, with the same thread count, image
@@ -423,7 +426,7 @@ def bench(model_dir: Path, runs: int, warmup: int, threads: int | None, image: P
     for name in (BENCH_JSON, BENCH_PNG):  # fail before minutes of timing, not after
         refuse_overwrite(out / name, force)
     result = run_bench(model_dir, runs=runs, threads=threads, warmup=warmup, image=image, torch=with_torch,
-                       progress=lambda label: click.echo(f"[bench] {label} ...", err=True))
+                       rounds=rounds, progress=lambda label: click.echo(f"[bench] {label} ...", err=True))
     json_path, png_path = save_bench(result, out, force=force)
     click.echo(f"{describe(result)}\n\n{table(result)}\nwrote {json_path} and {png_path}")
 

@@ -243,7 +243,10 @@ def build_release(model_dir: Path, out: Path, allow_random_weights: bool = False
                               for p, r in parity.items()},
                    "bench": BENCH_JSON if bench else None}
         write_text_atomic(staging / "README.md", model_card(manifest, parity, bench, release))
-        write_manifest(staging, manifest | {"release": release})
+        # the reports sit next to the manifest now, whatever folder `parity --report` had put them in
+        local = {p: e | {"report": parity[p]["report"]} if p in parity else e
+                 for p, e in manifest.get("parity", {}).items()}
+        write_manifest(staging, manifest | {"parity": local, "release": release})
         write_sums(staging)
         publish(staging, out, force)
     except BaseException:

@@ -7,7 +7,7 @@ written into the model folder, and one table row per engine. Latency does not de
 weights' values; bytes and peak RSS do not either.
 
     python scripts/bench_variants.py [--variant tiny --variant large] [--precision fp32,fp16,int8]
-                                     [--precision large=fp32] [--runs 10] [--threads T]
+                                     [--precision large=fp32] [--runs 10] [--rounds 3] [--threads T]
                                      [--out artifacts/bench] [--no-readme]
 
 ``--precision VARIANT=LIST`` sets one variant's precisions (``large``'s INT8 calibration alone
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", action="append", default=[], metavar="[VARIANT=]LIST",
                     help="precisions to export and time (default fp32,fp16,int8); repeatable per variant")
     ap.add_argument("--runs", type=int, default=10, help="encoder runs per engine (decoder: 5x)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating passes over the engines per variant, calls pooled (default 3)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     ap.add_argument("--no-readme", action="store_true")
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in variants:
         precisions = parse_precisions(per_variant.get(variant.name, default))
         folder = export_once(variant, args.out, precisions)
-        bench = run_bench(folder, runs=args.runs, threads=args.threads,
+        bench = run_bench(folder, runs=args.runs, threads=args.threads, rounds=args.rounds,
                           progress=lambda label, v=variant.name: print(f"[bench] {v}: {label} ...", flush=True))
         save_bench(bench, folder, force=True)
         benches.append(bench)
@@ -95,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     first = benches[0]
     r0 = first["results"][0]
     text = (f"Measured {describe_machine(first['machine'])} by `scripts/bench_variants.py` (`sam2-onnx bench` "
-            f"per variant, one run; {first['threads']} threads; {first['image']['name']}; "
-            f"{r0['encoder']['runs']} encoder / {r0['decoder']['runs']} decoder calls after {first['warmup']} "
-            "warm-up; random weights seed 0): medians, and ratios of medians over torch eager FP32 "
-            "in the same run.\n\n" + "\n".join(table) + "\n")
+            f"per variant, one run of {first['rounds']} rounds alternating the engines, each engine in a fresh "
+            f"process per round; {first['threads']} threads; {first['image']['name']}; "
+            f"{r0['encoder']['runs']} encoder / {r0['decoder']['runs']} decoder calls per engine pooled over the "
+            f"rounds, each round after {first['warmup']} warm-up; random weights seed 0): medians, and ratios of "
+            "medians over torch eager FP32 in the same run.\n\n" + "\n".join(table) + "\n")
     publish(args.out, "bench-variants.json", {"benches": benches}, "variants", text, readme=not args.no_readme)
     return 0
 

@@ -5,7 +5,7 @@
 It stops at the first failed gate and exits with that gate's code (3 integrity, 4 download,
 5 parity, 6 release refused, 1 anything else a user can fix). Re-running is idempotent: a step
 whose result is already on disk and still matches (same weights and files, a passing parity
-report with its recorded digest, a bench of these files, a release that verifies against its
+report with its recorded digest, a bench of these files with the same settings, a release that verifies against its
 SHA256SUMS and holds these files) is skipped.
 
 ``--random-weights`` (alias ``--allow-random-weights``) builds from seeded random weights
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -100,25 +101,33 @@ def release_variant(job: Job, name: str, args) -> None:
         from exporter.benchmark import is_current, read_bench, run_bench, save_bench
 
         old = read_bench(folder)
-        if old and is_current(old, read_manifest(folder)) and old["threads"] == (args.threads or old["threads"]):
-            return "skipped", f"{rel(folder / 'bench.json')} already measures these files"
+        settings = {"runs": args.runs, "decoder_runs": args.decoder_runs or 5 * args.runs, "warmup": args.warmup,
+                    "threads": args.threads or os.cpu_count(), "rounds": args.rounds}
+        if old and is_current(old, read_manifest(folder), settings):
+            return "skipped", f"{rel(folder / 'bench.json')} already measures these files with these settings"
         result = run_bench(folder, runs=args.runs, threads=args.threads, warmup=args.warmup,
-                           decoder_runs=args.decoder_runs)
+                           decoder_runs=args.decoder_runs, rounds=args.rounds)
         save_bench(result, folder, force=True)
         enc = {f"{r['engine']} {r['precision']}": r["encoder"]["median_ms"] for r in result["results"]}
         return "encoder medians " + ", ".join(f"{k} {v:.0f} ms" for k, v in enc.items())
 
     def release():
         from exporter.benchmark import BENCH_JSON
+        from exporter.digests import sha256_file
         from exporter.release import build_release, verify_release
+
+        def digests(m: dict) -> dict:  # which parity reports a manifest vouches for
+            return {p: e.get("report_sha256") for p, e in m.get("parity", {}).items()}
 
         manifest = read_manifest(folder)
         try:
             verify_release(release_dir)
             released = json.loads((release_dir / "manifest.json").read_text())
-            if released.get("files") == manifest["files"] and (released["release"]["bench"] is None) == \
-                    (not (folder / BENCH_JSON).is_file()):
-                return "skipped", f"{rel(release_dir)} already releases these files (SHA256SUMS verified)"
+            bench = BENCH_JSON if (folder / BENCH_JSON).is_file() else None
+            if released.get("files") == manifest["files"] and released["release"]["bench"] == bench \
+                    and (bench is None or sha256_file(release_dir / bench) == sha256_file(folder / bench)) \
+                    and digests(released) == digests(manifest):
+                return "skipped", f"{rel(release_dir)} already releases these files and reports (SHA256SUMS verified)"
         except (Sam2OnnxError, OSError, ValueError, KeyError):
             pass
         record = build_release(folder, release_dir, allow_random_weights=args.random_weights, force=True)
@@ -154,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=10, help="bench: timed encoder calls per engine")
     ap.add_argument("--decoder-runs", type=int, help="bench: timed decoder calls (default 5x --runs)")
     ap.add_argument("--warmup", type=int, default=2, help="bench: untimed calls of each graph before timing")
+    ap.add_argument("--rounds", type=int, default=1, help="bench: alternating passes over the engines, pooled")
     ap.add_argument("--threads", type=int, help="bench: threads (default: all cores)")
     ap.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints", help="where fetch downloads to")
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts", help="exported model folders")

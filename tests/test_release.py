@@ -197,6 +197,25 @@ def test_second_run_skips_every_step_and_changes_nothing(rerun):
     assert rerun.after == rerun.before
 
 
+def test_new_bench_settings_rebench_and_rerelease_only(job, tmp_path):
+    """A re-run asking for more bench calls measures again and releases the new bench.json;
+    export and parity, whose inputs did not change, are skipped."""
+    for name in ("art", "rel", "ck"):
+        if (job.tmp / name).exists():
+            shutil.copytree(job.tmp / name, tmp_path / name)
+    art, release = tmp_path / "art" / VARIANT, tmp_path / "rel" / VARIANT
+    onnx_before = {p.name: sha256_file(p) for p in art.glob("*.onnx")}
+    proc = _job(tmp_path, "--runs", "2")  # after JOB_OPTIONS' --runs 1: argparse keeps the last
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {name: s for name, (s, _) in _steps(proc.stdout).items()} == {
+        "fetch": "skipped", "export (fp32)": "skipped", "parity fp32": "skipped", "bench": "ok", "release": "ok"}
+    bench = json.loads((art / "bench.json").read_text())
+    assert bench["settings"]["runs"] == 2 and [r["encoder"]["runs"] for r in bench["results"]] == [2, 2]
+    assert sha256_file(release / "bench.json") == sha256_file(art / "bench.json")
+    assert {p.name: sha256_file(p) for p in art.glob("*.onnx")} == onnx_before
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=release).returncode == 0
+
+
 def test_push_dry_run_prints_the_plan_without_huggingface_hub(job, rerun):
     out, imports = rerun.proc.stdout, rerun.proc.stderr
     assert f"[dry run] would push {job.release} to https://huggingface.co/me/x" in out
@@ -366,8 +385,13 @@ def test_release_force_replaces_out_and_ships_the_recorded_report(job, tmp_path)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # old folder and staging gone
     for name in ("parity.json", "parity.html"):
         assert sha256_file(out / name) == sha256_file(reports / name), name
-    record = json.loads((out / "manifest.json").read_text())["release"]["parity"]["fp32"]
+    released = json.loads((out / "manifest.json").read_text())
+    record = released["release"]["parity"]["fp32"]
     assert record["report"] == "parity.json" and record["cases"] == 2  # the encoder case and one box
+    # the model folder's manifest points at the report elsewhere; the released one at its own copy
+    assert Path(json.loads((folder / "manifest.json").read_text())["parity"]["fp32"]["report"]).parent == reports
+    entry = released["parity"]["fp32"]
+    assert entry["report"] == "parity.json" and entry["report_sha256"] == sha256_file(out / "parity.json")
 
 
 # --- bench --------------------------------------------------------------------------------------
@@ -375,13 +399,17 @@ def test_release_force_replaces_out_and_ships_the_recorded_report(job, tmp_path)
 
 def test_bench_json_schema_and_chart(job, tmp_path):
     out = tmp_path / "bench"
-    proc = run_cli("bench", job.art, "--runs", "1", "--warmup", "0", "--out", out)
+    proc = run_cli("bench", job.art, "--runs", "1", "--warmup", "0", "--rounds", "2", "--out", out)
     assert proc.returncode == 0, proc.stderr
+    # two rounds, alternating the engines, each engine in a fresh process per round
+    assert re.findall(r"^\[bench\] (.*) \.\.\.$", proc.stderr, re.M) == [
+        f"round {i}/2: {e}" for i in (1, 2) for e in ("torch eager fp32", "onnxruntime fp32")]
     bench = json.loads((out / "bench.json").read_text())
     manifest = json.loads((job.art / "manifest.json").read_text())
     assert {"schema", "schema_version", "variant", "weights", "artifacts_sha256", "machine", "threads", "warmup",
-            "image", "prompt", "results"} <= set(bench)
-    assert (bench["schema"], bench["schema_version"], bench["variant"]) == ("sam2-onnx/bench", 1, VARIANT)
+            "rounds", "settings", "image", "prompt", "results"} <= set(bench)
+    assert (bench["schema"], bench["schema_version"], bench["variant"]) == ("sam2-onnx/bench", 2, VARIANT)
+    assert bench["settings"] == {"runs": 1, "decoder_runs": 5, "warmup": 0, "threads": os.cpu_count(), "rounds": 2}
     assert bench["weights"] == manifest["weights"]
     assert bench["artifacts_sha256"] == {p.name: sha256_file(p) for p in job.art.glob("*.onnx")}
     m = bench["machine"]
@@ -396,12 +424,17 @@ def test_bench_json_schema_and_chart(job, tmp_path):
     torch_r, ort_r = results
     for r in results:
         assert {"engine", "precision", "encoder", "decoder", "load_s", "peak_rss_mb", "bytes", "vs_torch"} <= set(r)
-        for graph, runs in (("encoder", 1), ("decoder", 5)):  # decoder: 5x --runs
+        for graph, runs in (("encoder", 1), ("decoder", 5)):  # decoder: 5x --runs, per round
             t = r[graph]
-            assert set(t) == {"min_ms", "median_ms", "max_ms", "runs"} and t["runs"] == runs
+            assert set(t) == {"min_ms", "median_ms", "max_ms", "runs", "round_medians_ms"}
+            assert t["runs"] == 2 * runs and len(t["round_medians_ms"]) == 2  # pooled over the two rounds
             assert all(isinstance(t[k], float) for k in ("min_ms", "median_ms", "max_ms"))
             assert 0 < t["min_ms"] <= t["median_ms"] <= t["max_ms"]
-        assert r["encoder"]["min_ms"] == r["encoder"]["max_ms"]  # a single run
+            assert all(t["min_ms"] <= m <= t["max_ms"] for m in t["round_medians_ms"])
+        # one encoder call per round: the pooled extremes are the rounds' calls, the median their mean
+        enc = r["encoder"]
+        assert (enc["min_ms"], enc["max_ms"]) == (min(enc["round_medians_ms"]), max(enc["round_medians_ms"]))
+        assert enc["median_ms"] == pytest.approx(sum(enc["round_medians_ms"]) / 2, abs=1e-3)
         assert r["load_s"] > 0 and r["peak_rss_mb"] > 0
         assert r["vs_torch"] == {g: pytest.approx(round(r[g]["median_ms"] / torch_r[g]["median_ms"], 3), abs=1e-9)
                                  for g in ("encoder", "decoder")}

@@ -197,10 +197,10 @@ def table(bench: dict) -> str:
             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in bench["results"]:
         label = Engine(r["engine"], r["precision"]).label
-        ratio = r["vs_torch"] or {}
+        ratio = {g: f"{x:.2f}x" for g, x in (r["vs_torch"] or {}).items()}  # none without --torch
         size = f"{sum(r['bytes'].values()) / 1e6:.1f} MB" if r["bytes"] else "-"
         rows.append(f"| {label} | {_ms(r['encoder'])} | {_ms(r['decoder'])} | "
-                    f"{ratio.get('encoder', float('nan')):.2f}x | {ratio.get('decoder', float('nan')):.2f}x | "
+                    f"{ratio.get('encoder', '-')} | {ratio.get('decoder', '-')} | "
                     f"{size} | {r['peak_rss_mb'] / 1024:.2f} GB |")
     return "\n".join(rows) + "\n"
 

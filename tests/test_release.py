@@ -30,7 +30,7 @@ import yaml
 from PIL import Image
 
 from exporter import contract as C
-from exporter.benchmark import run_bench
+from exporter.benchmark import run_bench, table
 from exporter.digests import sha256_file
 from exporter.parity.metrics import iou
 from exporter.runtime.transforms import preprocess
@@ -465,6 +465,10 @@ def test_bench_peak_rss_is_the_workers_own(job):
     (result,) = bench["results"]
     assert result["engine"] == "onnxruntime" and not result["torch_imported"]
     assert (job.art / "encoder.onnx").stat().st_size / 2**20 < result["peak_rss_mb"] < 2.5 * 1024, result
+    # without torch there is no ratio to print: a dash, not "nanx"
+    assert result["vs_torch"] is None
+    row = next(line for line in table(bench).splitlines() if line.startswith("| onnxruntime fp32 |"))
+    assert row.split(" | ")[3:5] == ["-", "-"] and "nan" not in row
 
 
 def test_ort_copies_of_every_precision_match_their_twins(exported, tmp_path):

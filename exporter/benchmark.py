@@ -8,9 +8,8 @@ after the other, so one engine's memory or thread pool cannot slow or inflate th
 
 ``rounds`` > 1 repeats that sequence (torch, fp32, fp16, ..., torch, fp32, ...), each time in
 fresh processes, and pools each engine's calls over the rounds. On a shared VM a process's
-speed can drift by 1.5x for minutes at a time (measured here: the same decoder in the same
-process ran at 30 ms in some processes and 50-55 ms in others, with or without an encoder
-loaded beside it); alternating the engines puts every engine through the same drift, so their
+speed can drift by 1.5x for minutes at a time (measured here: the same decoder graph ran at
+30 ms in some processes and 50-55 ms in others, with or without an encoder loaded beside it); alternating the engines puts every engine through the same drift, so their
 ratio is steadier than one pass's.
 
 Results go to ``bench.json`` (schema below) and ``bench.png`` (a bar chart) next to the

@@ -107,6 +107,13 @@ def _worker(job: dict) -> dict:
     return out
 
 
+def bench_settings(runs: int, decoder_runs: int | None, warmup: int, threads: int | None, rounds: int) -> dict:
+    """What run_bench measures with, defaults filled in (decoder runs 5x ``runs``, all cores):
+    recorded in bench.json, so a later job can tell whether the same bench was asked for."""
+    return {"runs": runs, "decoder_runs": decoder_runs or 5 * runs, "warmup": warmup,
+            "threads": threads or os.cpu_count(), "rounds": rounds}
+
+
 def _merge(outs: list[dict]) -> dict:
     """One engine's worker outputs (one per round) as one result: calls pooled over the rounds."""
     merged = {g: summarize([t for o in outs for t in o[f"{g}_ms"]])
@@ -129,7 +136,8 @@ def run_bench(model_dir: Path, runs: int = 10, threads: int | None = None, warmu
     model_dir = Path(model_dir)
     if runs < 1 or warmup < 0 or rounds < 1 or (decoder_runs is not None and decoder_runs < 1):
         raise InputError("runs, decoder runs and rounds must be at least 1, warm-up at least 0")
-    threads = threads or os.cpu_count()
+    settings = bench_settings(runs, decoder_runs, warmup, threads, rounds)
+    threads = settings["threads"]
     if threads < 1:
         raise InputError(f"threads must be at least 1, not {threads}")
     manifest = read_manifest(model_dir)
@@ -137,8 +145,6 @@ def run_bench(model_dir: Path, runs: int = 10, threads: int | None = None, warmu
     image_path = Path(image) if image else SAMPLE_PHOTO
     rgb = read_image(image_path)
     todo = engines(manifest, torch)
-    settings = {"runs": runs, "decoder_runs": decoder_runs or 5 * runs, "warmup": warmup, "threads": threads,
-                "rounds": rounds}
     outs: dict[Engine, list[dict]] = {eng: [] for eng in todo}
     with tempfile.TemporaryDirectory(prefix="sam2-onnx-bench.") as tmp:
         np.save(Path(tmp) / "image.npy", preprocess(rgb))
@@ -169,20 +175,17 @@ def run_bench(model_dir: Path, runs: int = 10, threads: int | None = None, warmu
             "results": results}
 
 
-def is_current(bench: dict, manifest: dict, settings: dict | None = None) -> bool:
-    """Whether ``bench`` was measured on exactly the files ``manifest`` lists now (and, given
-    ``settings``, with those run counts, warm-up, threads and rounds)."""
-    return (bench.get("artifacts_sha256") == {n: e["sha256"] for n, e in manifest["files"].items()}
-            and (settings is None or bench.get("settings") == settings))
-
-
-def read_bench(folder: Path) -> dict | None:
-    """``folder/bench.json`` if it is a readable bench report, else None."""
+def current_bench(folder: Path, manifest: dict, settings: dict | None = None) -> dict | None:
+    """``folder/bench.json`` if it is a readable bench report measured on exactly the files
+    ``manifest`` lists now (and, given ``settings``, with those settings), else None."""
     try:
-        data = json.loads((Path(folder) / BENCH_JSON).read_text())
+        bench = json.loads((Path(folder) / BENCH_JSON).read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    if not isinstance(bench, dict) or bench.get("schema") != SCHEMA:
+        return None
+    same_files = bench.get("artifacts_sha256") == {n: e["sha256"] for n, e in manifest["files"].items()}
+    return bench if same_files and (settings is None or bench.get("settings") == settings) else None
 
 
 def _ms(t: dict) -> str:

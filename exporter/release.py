@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark import BENCH_JSON, BENCH_PNG, is_current, read_bench
+from .benchmark import BENCH_JSON, BENCH_PNG, current_bench
 from .digests import sha256_file
 from .errors import IntegrityError, InputError, ReleaseRefused, refuse_overwrite
 from .manifest import GRAPHS, MANIFEST_FILE, package_versions, random_seed, read_manifest, verify_files, write_manifest
 from .model_card import model_card
 from .parity.metrics import iou
-from .runtime.graphs import OPTIMIZATION, graph_file
+from .runtime.graphs import graph_file, session_options
 from .staging import publish, staging_dir, write_text_atomic
 
 SUMS_FILE = "SHA256SUMS"
@@ -94,13 +94,11 @@ def _quiet():
 
 
 def _session(path: Path, level: str = "all", ort_file: Path | None = None):
-    """A CPU session on ``path`` at optimisation ``level`` (runtime.graphs.OPTIMIZATION); with
+    """A CPU session on ``path`` at optimisation ``level`` (runtime.graphs.session_options); with
     ``ort_file``, onnxruntime also saves the optimised graph there in ORT format."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = OPTIMIZATION[level]
-    opts.log_severity_level = 3
+    opts = session_options(None, level)
     if ort_file is not None:
         opts.optimized_model_filepath = str(ort_file)
         opts.add_session_config_entry("session.save_model_format", "ORT")
@@ -214,8 +212,7 @@ def build_release(model_dir: Path, out: Path, allow_random_weights: bool = False
     refuse_overwrite(out, force)
     say("checking files, weights and parity reports")
     manifest, parity = check_releasable(model_dir, allow_random_weights)
-    bench = read_bench(model_dir)
-    bench = bench if bench and is_current(bench, manifest) else None
+    bench = current_bench(model_dir, manifest)
     staging = staging_dir(out.parent, out.name)
     try:
         onnx_files = [model_dir / name for name in manifest["files"]]

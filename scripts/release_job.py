@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -98,12 +97,10 @@ def release_variant(job: Job, name: str, args) -> None:
         return f"{summary}; {rel(html)}"
 
     def bench():
-        from exporter.benchmark import is_current, read_bench, run_bench, save_bench
+        from exporter.benchmark import bench_settings, current_bench, run_bench, save_bench
 
-        old = read_bench(folder)
-        settings = {"runs": args.runs, "decoder_runs": args.decoder_runs or 5 * args.runs, "warmup": args.warmup,
-                    "threads": args.threads or os.cpu_count(), "rounds": args.rounds}
-        if old and is_current(old, read_manifest(folder), settings):
+        settings = bench_settings(args.runs, args.decoder_runs, args.warmup, args.threads, args.rounds)
+        if current_bench(folder, read_manifest(folder), settings):
             return "skipped", f"{rel(folder / 'bench.json')} already measures these files with these settings"
         result = run_bench(folder, runs=args.runs, threads=args.threads, warmup=args.warmup,
                            decoder_runs=args.decoder_runs, rounds=args.rounds)
@@ -112,7 +109,7 @@ def release_variant(job: Job, name: str, args) -> None:
         return "encoder medians " + ", ".join(f"{k} {v:.0f} ms" for k, v in enc.items())
 
     def release():
-        from exporter.benchmark import BENCH_JSON
+        from exporter.benchmark import BENCH_JSON, current_bench
         from exporter.digests import sha256_file
         from exporter.release import build_release, verify_release
 
@@ -123,7 +120,7 @@ def release_variant(job: Job, name: str, args) -> None:
         try:
             verify_release(release_dir)
             released = json.loads((release_dir / "manifest.json").read_text())
-            bench = BENCH_JSON if (folder / BENCH_JSON).is_file() else None
+            bench = BENCH_JSON if current_bench(folder, manifest) else None  # what build_release would ship
             if released.get("files") == manifest["files"] and released["release"]["bench"] == bench \
                     and (bench is None or sha256_file(release_dir / bench) == sha256_file(folder / bench)) \
                     and digests(released) == digests(manifest):

@@ -160,7 +160,8 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
 @click.option("--opset", type=int, help="ONNX opset, 16 to 20.  [default: the variant's, 17]")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim (keep the traced graphs as they are).")
 @click.option("--plain-graphs", is_flag=True,
-              help="Trace sam2's modules as written, without the faster export forms (same math; for A/B checks).")
+              help="Trace sam2's modules as written, without the faster export forms (same math; for A/B "
+                   "checks, and faster decoding of prompts with more than 9 points).")
 @click.option("--precision", default="fp32", show_default=True, metavar="LIST",
               help="Comma-separated subset of fp32,fp16,int8; fp32 is always exported (the source).")
 @click.option("--calibration-images", type=click.Path(path_type=Path),

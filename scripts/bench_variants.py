@@ -31,6 +31,7 @@ from benchlib import describe as describe_machine, publish  # noqa: E402
 from exporter.benchmark import Engine, run_bench, save_bench  # noqa: E402
 from exporter.errors import Sam2OnnxError  # noqa: E402
 from exporter.export import export_variant  # noqa: E402
+from exporter.graphs.fast_forms import FORM_NAMES  # noqa: E402
 from exporter.manifest import read_manifest  # noqa: E402
 from exporter.precision import parse_precisions  # noqa: E402
 from exporter.variants import all_variants, resolve  # noqa: E402
@@ -42,7 +43,8 @@ def export_once(variant, out: Path, precisions: list[str]) -> Path:
     try:
         m = read_manifest(folder)
         current = (m["weights"].get("seed") == 0 and m["weights"]["source"] == "random"
-                   and m["options"]["precisions"] == precisions and m["options"].get("fast_forms"))
+                   and m["options"]["precisions"] == precisions
+                   and m["options"].get("fast_forms") == list(FORM_NAMES))
     except (Sam2OnnxError, KeyError):
         current = False
     if not current:

@@ -127,6 +127,7 @@ def test_fast_forms_compute_the_official_outputs_and_are_undone(tiny, photo):
     """The export-time forms (graphs/fast_forms.py) give the official decoder's outputs on a real
     photo and every prompt kind, and leave the eager model as sam2 wrote it afterwards."""
     from sam2.modeling.sam.mask_decoder import MaskDecoder
+    from sam2.modeling.sam.transformer import Attention, TwoWayAttentionBlock
     from sam2.modeling.sam2_utils import LayerNorm2d
 
     from exporter.graphs.fast_forms import fast_forms
@@ -137,15 +138,23 @@ def test_fast_forms_compute_the_official_outputs_and_are_undone(tiny, photo):
     mask_input = torch.randn(2, 1, 256, 256, generator=torch.Generator().manual_seed(0)) * 4
     args = (embed, hr0, hr1, torch.tensor([[[512.0, 400.0], [100.0, 900.0], [0.0, 0.0]]] * 2),
             torch.tensor([[1.0, 0.0, -1.0], [2.0, 3.0, 1.0]]), mask_input, torch.tensor([0.0, 1.0]))
-    official = decoder(*args)
+    # and 12 clicks on one prompt: more prompt tokens (19) than the reassociated attention's
+    # break-even (16), where it does more work than the official form but must agree all the same
+    many = (embed, hr0, hr1, torch.rand(1, 12, 2, generator=torch.Generator().manual_seed(1)) * 1024,
+            torch.tensor([[1.0, 0.0] * 6]), mask_input[:1], torch.tensor([0.0]))
+    official = decoder(*args) + decoder(*many)
     with fast_forms(model) as swapped:
-        fast = decoder(*args)
+        fast = decoder(*args) + decoder(*many)
     norms = [m for m in model.modules() if isinstance(m, LayerNorm2d)]
     decoders = [m for m in model.modules() if isinstance(m, MaskDecoder)]
-    assert len(norms) > 0 and len(decoders) == 1 and swapped == len(norms) + len(decoders)
+    blocks = [m for m in decoders[0].transformer.modules() if isinstance(m, TwoWayAttentionBlock)]
+    attentions = [m for m in model.modules() if type(m) is Attention]
+    # each block's two cross-attentions and the final one; the tokens' self-attentions keep theirs
+    assert len(norms) > 0 and len(decoders) == 1 and len(blocks) == 2
+    assert swapped == len(norms) + len(decoders) + 2 * len(blocks) + 1
     # the classes' methods are back: no instance attribute shadows them
-    assert all("forward" not in vars(m) for m in norms) and "predict_masks" not in vars(decoders[0])
+    assert all("forward" not in vars(m) for m in norms + attentions) and "predict_masks" not in vars(decoders[0])
     for a, b in zip(official, fast):
         assert a.shape == b.shape
         torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
-    assert all(torch.equal(a, b) for a, b in zip(official, decoder(*args)))
+    assert all(torch.equal(a, b) for a, b in zip(official[:4], decoder(*args)))

@@ -96,7 +96,8 @@ def test_manifest_and_metadata(exported):
     assert manifest["io"] == M.io_spec()
     assert manifest["io"]["decoder"]["inputs"][3]["shape"] == ["L", "N", 2]  # symbolic dims kept
     # traced in the fast forms: LayerNorm2d as one LayerNormalization (no strided channel
-    # ReduceMean), predict_masks without per-prompt copies of the image (no Tile)
+    # ReduceMean), predict_masks without per-prompt copies of the image (no Tile), and the
+    # decoder's cross-attentions with their weights applied on the prompt side
     assert manifest["options"]["fast_forms"] == ["layer_norm_2d", "predict_masks",
                                                   "token_to_image_attention", "image_to_token_attention"]
     decoder_ops = {n.op_type for n in onnx.load(str(folder / C.DECODER_FILE)).graph.node}

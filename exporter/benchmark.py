@@ -9,8 +9,9 @@ after the other, so one engine's memory or thread pool cannot slow or inflate th
 ``rounds`` > 1 repeats that sequence (torch, fp32, fp16, ..., torch, fp32, ...), each time in
 fresh processes, and pools each engine's calls over the rounds. On a shared VM a process's
 speed can drift by 1.5x for minutes at a time (measured here: the same decoder graph ran at
-30 ms in some processes and 50-55 ms in others, with or without an encoder loaded beside it); alternating the engines puts every engine through the same drift, so their
-ratio is steadier than one pass's.
+22-26 ms in some processes and 35-40 ms in others, for each process's whole life; README,
+"bench"); alternating the engines puts every engine through the same drift, so their ratio is
+steadier than one pass's.
 
 Results go to ``bench.json`` (schema below) and ``bench.png`` (a bar chart) next to the
 artifacts. The torch engine uses seeded random weights of the same architecture: latency does

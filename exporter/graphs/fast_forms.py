@@ -102,6 +102,9 @@ def token_to_image_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Te
     """
     heads = self.num_heads
     d = self.internal_dim // heads
+    # heads split and joined with reshape + transpose here rather than sam2's _separate_heads /
+    # _recombine_heads: theirs derive the head width from traced shapes (tiny decoder: 602 nodes
+    # after onnxsim instead of 549)
     L, T, C = q.shape[0], q.shape[1], k.shape[-1]
     qh = self.q_proj(q).reshape(L, T, heads, d).transpose(1, 2)                     # [L, H, T, d]
     # the softmax scale folds into W_k: a constant at export

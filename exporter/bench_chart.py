@@ -8,6 +8,7 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .cpu import short as cpu_short
 from .manifest import random_seed
 from .runtime.overlay import PALETTE
 
@@ -83,7 +84,7 @@ def chart(bench: dict) -> bytes:
     draw = ImageDraw.Draw(img)
     m = bench["machine"]
     draw.text((PAD, PAD), f"sam2-onnx bench: {bench['variant']}", fill=(0, 0, 0), font=_font(18))
-    draw.text((PAD, PAD + 24), f"{m['cpu']}, {bench['threads']} threads, {m['date']}; "
+    draw.text((PAD, PAD + 24), f"{cpu_short(m)}, {bench['threads']} threads, {m['date']}; "
               f"weights: {weights_label(bench['weights'])}", fill=(90, 90, 90), font=_font(12))
     top = 60
     for title, rows in panels:

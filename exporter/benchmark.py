@@ -75,13 +75,14 @@ class Engine:
 
 
 def machine() -> dict:
-    """CPU model, cores, memory, Python and date: what a reader needs to compare numbers."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
+    """CPU model and features, cores, memory, Python and date: what a reader needs to compare numbers."""
+    from .cpu import describe
+
     mem = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                 if line.startswith("MemTotal")), 0) if Path("/proc/meminfo").exists() else 0
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
+    info = describe()
+    return {"cpu": info["cpu"], "cpu_features": info["features"], "int8_kernel": info["int8_kernel"],
+            "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
 
 
@@ -209,8 +210,10 @@ def table(bench: dict) -> str:
 
 
 def describe(bench: dict) -> str:
+    from .cpu import short as cpu_short
+
     m = bench["machine"]
-    return (f"{bench['variant']}, {m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
+    return (f"{bench['variant']}, {m['date']} on {cpu_short(m)}, {m['cores']} cores, {m['memory_gib']} GiB, "
             f"{bench['threads']} threads, {bench['image']['width']}x{bench['image']['height']} "
             f"{bench['image']['name']}, {bench['results'][0]['encoder']['runs']} encoder / "
             f"{bench['results'][0]['decoder']['runs']} decoder runs after {bench['warmup']} warm-up"

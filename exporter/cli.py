@@ -1,8 +1,9 @@
 """``sam2-onnx`` command line: parses options, calls library functions, maps errors to exits.
 
 Every failure a user can fix is a :class:`~exporter.errors.Sam2OnnxError`: one line on stderr
-and its exit code (1 bad input, 3 integrity, 4 download; click uses 2 for bad usage);
-``--debug`` shows the traceback.
+and its exit code (1 bad input, 3 integrity, 4 download, 5 parity failed, 6 release refused;
+click uses 2 for bad usage). Any other exception that escapes a command is one line too, with
+exit 70; ``--debug`` shows the traceback of either.
 torch and sam2 are imported inside the commands that need them, so ``--help``, ``variants``
 and ``fetch`` start fast.
 """
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import click
 
-from .errors import CheckpointError, Sam2OnnxError, refuse_overwrite
+from .errors import CheckpointError, Sam2OnnxError, one_line, refuse_overwrite
+
+UNEXPECTED_EXIT = 70  # EX_SOFTWARE: an error no Sam2OnnxError describes (exits 1-6 are the ones users can fix)
 
 
 class _Group(click.Group):
@@ -30,6 +33,15 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a library (torch, sam2, onnxruntime, a decoder) or a bug of ours
+            if ctx.params.get("debug"):
+                raise
+            command = ctx.invoked_subcommand or "sam2-onnx"
+            click.echo(f"error: {command}: unexpected {one_line(exc, 300)} (rerun with --debug for the traceback)",
+                       err=True)
+            ctx.exit(UNEXPECTED_EXIT)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -42,6 +42,24 @@ def rel_l2(got: np.ndarray, want: np.ndarray) -> float:
     return diff / norm if norm else diff
 
 
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def decided_iou(reference: np.ndarray, candidate: np.ndarray, band: float, threshold: float = 0.0) -> float:
+    """IoU of two logit maps' masks (logits > ``threshold``) over the pixels the reference
+    decides: those whose logit is at least ``band`` from the threshold (``band`` 0: all pixels).
+
+    A pixel inside the band is one the reference itself barely decides; random-weight masks hold
+    thousands of them (logits within 1e-3 of zero), which any rounding flips, so an IoU over
+    them measures the weights, not the conversion. Pixels outside it must agree (see flips).
+    """
+    keep = np.abs(reference - threshold) >= band
+    return iou((reference > threshold) & keep, (candidate > threshold) & keep)
+
+
 @dataclass(frozen=True)
 class Tolerance:
     max_abs: float | None = None   # per element

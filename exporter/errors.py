@@ -74,6 +74,15 @@ class OutputExistsError(Sam2OnnxError):
     """Refusing to overwrite something the user already has (use --force)."""
 
 
+def one_line(exc: BaseException, limit: int = 200, with_type: bool = True) -> str:
+    """The first line of an exception's message (a library's multi-line text), for one-line errors."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0][:limit] if lines else ""
+    if not with_type:
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def refuse_overwrite(path, force: bool) -> None:
     """Raise OutputExistsError if ``path`` exists and ``force`` is not set."""
     if not force and os.path.lexists(path):

@@ -15,7 +15,7 @@ import onnx
 
 from . import contract as C
 from .equivalence import Feeds, Outputs, Tolerance, compare, run_graph
-from .errors import ExportError
+from .errors import ExportError, one_line
 from .manifest import GRAPHS
 
 # Simplified vs traced graph, same inputs, same runtime: the only differences come from
@@ -50,7 +50,7 @@ def check(path: Path) -> None:
         os.replace(tmp, path)
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"{path.name} fails the ONNX checks: {str(exc).strip().splitlines()[0]}") from None
+        raise ExportError(f"{path.name} fails the ONNX checks: {one_line(exc, 1000, with_type=False)}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -83,7 +83,7 @@ def simplify_verified(path: Path, role: str, feeds: list[Feeds], reference: list
         del simplified
         check(candidate)
     except Exception as exc:  # simplification is an optimisation: any failure keeps the traced graph
-        record["detail"] = f"simplified graph unusable: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        record["detail"] = f"simplified graph unusable: {one_line(exc)}"
         candidate.unlink(missing_ok=True)
         return record
     result = compare(reference, run_graph(candidate, feeds), SIMPLIFY_TOLERANCE[role])

@@ -70,6 +70,33 @@ def _ort_table(release: dict) -> str:
     return "\n".join(rows)
 
 
+def _int8_text(manifest: dict, release: dict) -> str:
+    """Which CPUs the INT8 figures hold on, and why: the kernel-safety proof of each INT8 graph."""
+    proofs = release.get("int8_kernel_proofs") or {}
+    if not proofs:
+        return ""
+    checked = manifest.get("int8", {}).get("checked_on", {})
+    lines = "\n".join(f"- `{name}`: {text}" for name, text in proofs.items())
+    return f"""## INT8 on every CPU
+
+{lines}
+
+onnxruntime picks its integer kernels by CPU. Some (x86-64 AVX2 and AVX-512 without VNNI:
+`vpmaddubsw`; ARM64 without the dot-product extension: `smull` + `smlal`) add two products in a
+16-bit lane before widening; the rest accumulate in 32 bits. The ranges above were proved, from
+the stored weights and the activations' types, to fit every such lane, so every kernel computes
+the same integers and only float rounding differs, as at FP32: the INT8 parity above holds on
+AVX2, AVX-512, AVX-512 VNNI, AMX and ARM64 CPUs alike. Speed does differ. Weights stored as
+uint8 meet onnxruntime's u8 x u8 kernels, which on x86-64 widen both operands to 16 bits
+(`vpmaddwd`) on AVX2 and AVX-512 alike, since VNNI's `vpdpbusds` takes signed weights only:
+expect the INT8 encoder speed-up measured below on x86-64 (it comes from fewer bytes moved and
+the integer GEMM), and more on ARM64 CPUs with the dot-product extension (`udot`).
+The export's own check ran on {checked.get('cpu', 'an unrecorded CPU')} (integer kernel:
+{checked.get('int8_kernel', 'unrecorded')}).
+
+"""
+
+
 def model_card(manifest: dict, parity: dict, bench: dict | None, release: dict) -> str:
     from .benchmark import describe, table
 
@@ -126,7 +153,7 @@ baked into each copy (sample photo, a click and four prompts of every label kind
 
 {_ort_table(release)}
 
-## Speed and memory
+{_int8_text(manifest, release)}## Speed and memory
 
 {bench_text}
 ## Usage

@@ -10,7 +10,8 @@
 
 Refuses (ReleaseRefused, exit 6) artifacts made from random weights unless allowed (the card
 then says so at the top), any precision without a passing parity report whose digest matches
-the manifest, and (IntegrityError, exit 3) files whose size or sha256 differ from the manifest.
+the manifest, any INT8 graph whose integer kernels are not proven safe on every CPU, and
+(IntegrityError, exit 3) files whose size or sha256 differ from the manifest.
 The ``.ort`` copies are loaded and must decode the same masks as the ``.onnx`` files. The
 folder is built out of sight and renamed into place; an existing one needs ``force``.
 """
@@ -29,10 +30,10 @@ import numpy as np
 
 from .benchmark import BENCH_JSON, BENCH_PNG, current_bench
 from .digests import sha256_file
+from .equivalence import iou
 from .errors import IntegrityError, InputError, ReleaseRefused, refuse_overwrite
 from .manifest import GRAPHS, MANIFEST_FILE, package_versions, random_seed, read_manifest, verify_files, write_manifest
 from .model_card import model_card
-from .parity.metrics import iou
 from .runtime.graphs import graph_file, session_options
 from .staging import publish, staging_dir, write_text_atomic
 
@@ -66,8 +67,9 @@ def parity_record(folder: Path, manifest: dict, precision: str) -> dict:
             "folder": report.parent}  # `parity --report DIR` keeps it outside the model folder
 
 
-def check_releasable(folder: Path, allow_random_weights: bool = False) -> tuple[dict, dict[str, dict]]:
-    """``(manifest, {precision: parity record})`` if ``folder`` may be released, else raises."""
+def check_releasable(folder: Path, allow_random_weights: bool = False) -> tuple[dict, dict[str, dict], dict[str, str]]:
+    """``(manifest, {precision: parity record}, {INT8 file: kernel proof})`` if ``folder`` may be
+    released, else raises."""
     manifest = read_manifest(folder)
     verify_files(folder, manifest)  # IntegrityError: a file differs from what was exported and checked
     seed = random_seed(manifest["weights"])
@@ -75,7 +77,30 @@ def check_releasable(folder: Path, allow_random_weights: bool = False) -> tuple[
         raise ReleaseRefused(f"{folder} was exported from seeded random weights (seed {seed}), not a real "
                              "checkpoint; pass --allow-random-weights only to test a release pipeline")
     precisions = list(manifest.get("precisions") or {"fp32": {}})
-    return manifest, {p: parity_record(Path(folder), manifest, p) for p in precisions}
+    records = {p: parity_record(Path(folder), manifest, p) for p in precisions}
+    return manifest, records, kernel_proofs(Path(folder), manifest)
+
+
+def kernel_proofs(folder: Path, manifest: dict) -> dict[str, str]:
+    """``{file: proof summary}`` of every INT8 graph, proved again on the files themselves
+    (precision/kernel_safety.py); ReleaseRefused if one could overflow an integer kernel of
+    some CPU, or the manifest does not carry the proof (made before it existed)."""
+    from .precision.kernel_safety import analyse, summary
+
+    int8 = [name for name in dict.fromkeys((manifest.get("precisions") or {}).get("int8", {}).values())
+            if manifest["files"][name]["precision"] == "int8"]
+    if int8 and manifest.get("int8", {}).get("kernel_safe") is not True:
+        raise ReleaseRefused(f"int8: the manifest of {folder} carries no kernel-safety proof; re-export the INT8 "
+                             "graphs with this version")
+    proofs = {}
+    for name in int8:
+        proof = analyse(folder / name)
+        if not proof["kernel_safe"]:
+            reason = "; ".join(proof["problems"][:1]) or "no integer layers found"
+            raise ReleaseRefused(f"int8: {name} is not kernel-safe ({reason}): its masks would differ on CPUs "
+                                 "that take those kernels; re-export it with this version")
+        proofs[name] = summary(proof)
+    return proofs
 
 
 @contextlib.contextmanager
@@ -211,7 +236,7 @@ def build_release(model_dir: Path, out: Path, allow_random_weights: bool = False
         raise InputError("--out must be a new folder, not the model folder itself")
     refuse_overwrite(out, force)
     say("checking files, weights and parity reports")
-    manifest, parity = check_releasable(model_dir, allow_random_weights)
+    manifest, parity, proofs = check_releasable(model_dir, allow_random_weights)
     bench = current_bench(model_dir, manifest)
     staging = staging_dir(out.parent, out.name)
     try:
@@ -238,6 +263,7 @@ def build_release(model_dir: Path, out: Path, allow_random_weights: bool = False
                                   "operators_config": OPS_CONFIG, "check": ort_check},
                    "parity": {p: {k: r[k] for k in ("report", "cases", "images")} | {"verdict": "pass"}
                               for p, r in parity.items()},
+                   "int8_kernel_proofs": proofs,
                    "bench": BENCH_JSON if bench else None}
         write_text_atomic(staging / "README.md", model_card(manifest, parity, bench, release))
         # the reports sit next to the manifest now, whatever folder `parity --report` had put them in

@@ -75,6 +75,23 @@ def test_parity_reduced_precision(exported, precision, tmp_path):
         assert report["sqnr"] == {}
 
 
+def test_mask_iou_counts_only_pixels_the_reference_decides():
+    """A random-weight mask can be a plateau of logits within 1e-3 of zero: any rounding flips
+    it. Flips there are not counted; one flip on a pixel the reference decides is."""
+    from exporter.parity.metrics import decided_iou
+
+    ref = np.full((4, 8), 1e-4, np.float32)     # a plateau, barely above the threshold
+    ref[0, :] = 3.0                             # one decided row
+    ours = -ref                                 # every plateau pixel flipped
+    ours[0, :] = 3.0
+    assert decided_iou(ref, ours, band=0.0) == 8 / 32 and decided_iou(ref, ours, band=1e-2) == 1.0
+    ours[0, 0] = -0.5                           # a decided pixel flipped: that counts
+    assert decided_iou(ref, ours, band=1e-2) == 7 / 8
+    gates = resolve("tiny").parity
+    for precision in ("fp16", "int8"):  # the band never exceeds what the logits gate allows
+        assert gates[precision]["iou_band"] <= gates[precision]["logits_max_abs"]
+
+
 def test_metrics_reject_nan_and_name_the_passing_tolerance():
     gates = resolve("tiny").parity["fp32"]
     assert check({"mask_iou_min": float("nan")}, gates) != []
@@ -112,6 +129,46 @@ def test_broken_artifact_fails_loudly(exported, tmp_path):
     report = json.loads((broken / "parity.json").read_text())
     assert report["verdict"] == "fail" and report["failures"]
     assert read_manifest(broken)["parity"]["fp32"]["verdict"] == "fail"
+
+
+def _with_failing_decoder(folder, tmp_path):
+    """A copy whose decoder loads and follows the contract but fails at run time in onnxruntime:
+    iou_predictions gains 0 x a Gather at index 999999, out of bounds for its 3 columns."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    broken = shutil.copytree(folder, tmp_path / "failing")
+    model = onnx.load(str(broken / C.DECODER_FILE))
+    node = next(n for n in model.graph.node if "iou_predictions" in n.output)
+    node.output[list(node.output).index("iou_predictions")] = "iou_before"
+    model.graph.initializer.extend([numpy_helper.from_array(np.array(999999, np.int64), "bad_index"),
+                                    numpy_helper.from_array(np.array([1], np.int64), "axis_1"),
+                                    numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    model.graph.node.extend([helper.make_node("Gather", ["iou_before", "bad_index"], ["picked"], axis=1),
+                             helper.make_node("Unsqueeze", ["picked", "axis_1"], ["column"]),
+                             helper.make_node("Mul", ["column", "zero"], ["nothing"]),
+                             helper.make_node("Add", ["iou_before", "nothing"], ["iou_predictions"])])
+    onnx.save(model, str(broken / C.DECODER_FILE))
+    manifest = read_manifest(broken)
+    manifest["files"][C.DECODER_FILE] = file_entry(broken / C.DECODER_FILE, "decoder", "fp32")
+    write_manifest(broken, manifest)
+    return broken
+
+
+def test_a_case_that_raises_is_a_failed_case_not_a_crash(exported, tmp_path):
+    """onnxruntime raising inside one case: every case is still reported, each failure names
+    its photo, kind and what raised; the command ends with one line and exit 5."""
+    broken = _with_failing_decoder(exported("tiny"), tmp_path)
+    result = run_parity(broken, samples=["chelsea"], kinds=["point", "box"], stream=None)
+    assert [c.kind for c in result.cases] == ["encoder", "point", "box"] and result.cases[0].passed
+    for case in result.cases[1:]:
+        assert not case.passed and case.failures[0].startswith("our decoder raised "), case.failures
+    proc = run_cli("parity", broken, "--samples", "chelsea", "--kinds", "point,box", "--no-automask")
+    assert proc.returncode == 5 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "chelsea / point: our decoder raised" in last, last
+    report = json.loads((broken / "parity.json").read_text())
+    assert report["verdict"] == "fail" and len(report["failures"]) == 2 and report["machine"]["cpu_features"]
 
 
 def test_parity_cli_writes_report_and_manifest_verdict(exported, tmp_path):

@@ -89,13 +89,22 @@ def bench_variant(name: str, out: Path, runs: int, threads: int, image: np.ndarr
                                 for role in ("encoder", "decoder")}}
 
 
+def _sci(value) -> str:
+    return "-" if value is None else f"{value:.1e}"
+
+
+def _fixed(value) -> str:
+    return "-" if value is None else f"{value:.6f}"
+
+
 def table(results: list[dict]) -> str:
     lines = ["| variant | precision | encoder + decoder files | bytes vs FP32 (encoder) | parity | IoU min | "
-             "IoU median | logits max abs | encoder | speed vs FP32 ORT | decoder + upsampling |",
-             "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "IoU median | IoU min, all pixels | encoder rel L2 | logits max abs | encoder | speed vs FP32 ORT | "
+             "decoder + upsampling |",
+             "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         t = r["torch"]
-        lines.append(f"| {r['variant']} | torch eager FP32 (official) | | | | | | | {t['encoder']['median_ms']:.0f} ms "
+        lines.append(f"| {r['variant']} | torch eager FP32 (official) | | | | | | | | | {t['encoder']['median_ms']:.0f} ms "
                      f"| | {t['decoder']['median_ms']:.1f} ms |")
         rows = r["onnxruntime"]
         base = rows["fp32"]
@@ -106,7 +115,9 @@ def table(results: list[dict]) -> str:
             ratio = f"{total / fp32_bytes:.2f}x ({row['bytes']['encoder'] / base['bytes']['encoder']:.2f}x)"
             lines.append(f"| {r['variant']} | onnxruntime {precision.upper()} | {files} | {ratio} | "
                          f"{row['verdict'].upper()} ({row['cases']} cases) | {row['iou_min']:.6f} | "
-                         f"{row['iou_median']:.6f} | {row['logits_max_abs']:.2e} | {enc:.0f} ms | "
+                         f"{row['iou_median']:.6f} | {_fixed(row.get('iou_min_all_pixels'))} | "
+                         f"{_sci(row.get('encoder_rel_l2_max'))} | "
+                         f"{row['logits_max_abs']:.2e} | {enc:.0f} ms | "
                          f"{fp32_enc / enc:.2f}x | {row['decoder']['median_ms']:.1f} ms |")
     return "\n".join(lines) + "\n"
 

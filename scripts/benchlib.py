@@ -60,7 +60,9 @@ def prepare(args):
 
 
 def describe(info: dict) -> str:
-    return f"{info['date']} on {info['cpu']} ({info['cores']} cores, {info['memory_gib']} GiB)"
+    from exporter.cpu import short
+
+    return f"{info['date']} on {short(info)}, {info['cores']} cores, {info['memory_gib']} GiB"
 
 
 def update_readme(marker: str, text: str) -> Path:

@@ -1,6 +1,6 @@
 """Print pinned requirement lines from pyproject.toml for the bootstrap.
 
-Usage: python scripts/pins.py installer | build-first | extras
+Usage: python scripts/pins.py installer | build-first | extras | emulated
 The pins live only in pyproject.toml; this prints them so the shell bootstrap never
 repeats a version number.
 """
@@ -35,6 +35,10 @@ def main(what: str) -> int:
             print(entry if "==" in entry else pinned[_name(entry)])
     elif what == "extras":
         print(",".join(project["optional-dependencies"]))
+    elif what == "emulated":
+        # what the emulated-CPU workers import: numpy + onnxruntime, at the pinned versions
+        for name in ("numpy", "onnxruntime"):
+            print(pinned[name])
     else:
         print(f"unknown query {what!r}", file=sys.stderr)
         return 2

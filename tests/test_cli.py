@@ -69,3 +69,21 @@ def test_errors_are_one_line_without_traceback_unless_debug(tmp_path):
 def test_unknown_variant_exit_code():
     proc = run_cli("random-checkpoint", "huge", "--out", "x.pt")
     assert proc.returncode == 1 and "unknown variant 'huge'" in proc.stderr
+
+
+def test_unexpected_exceptions_are_one_line_too():
+    """An exception no Sam2OnnxError describes (a library's, or a bug) still ends in one line
+    naming the command, with exit 70; --debug lets the traceback through."""
+    @cli.command("explode")
+    def explode():
+        raise IndexError("index 2 is out of bounds for dimension 1 with size 0\nmore detail")
+
+    try:
+        result = CliRunner().invoke(cli, ["explode"])
+        assert result.exit_code == 70, result.output
+        assert result.output.strip() == ("error: explode: unexpected IndexError: index 2 is out of bounds for "
+                                         "dimension 1 with size 0 (rerun with --debug for the traceback)")
+        debug = CliRunner().invoke(cli, ["--debug", "explode"])
+        assert isinstance(debug.exception, IndexError)
+    finally:
+        del cli.commands["explode"]

@@ -62,10 +62,28 @@ def test_export_writes_every_precision_with_records(exported):
         assert meta["sam2_onnx.precision"] == "fp16" and meta["sam2_onnx.graph"] == role
     enc = m["int8"]["encoder"]
     assert enc["chosen"] in ("dynamic", "static") and m["precisions"]["int8"]["encoder"] == "encoder.int8.onnx"
-    assert set(enc["candidates"]) == {"dynamic", "static"}
-    for mode, cand in enc["candidates"].items():  # both built and compared, whichever ships
-        assert cand["bytes"] > 0 and "rel_l2" in cand["comparison"], mode
-    assert enc["reason"].startswith("first candidate within tolerance") and "static:" in enc["reason"]
+    tried = list(enc["candidates"])  # in the configs' order, up to the first accepted one
+    assert tried[-1] == enc["candidate"] and tried[0] == "dynamic" and enc["candidate"].startswith(enc["chosen"])
+    assert [c["accepted"] for c in enc["candidates"].values()] == [False] * (len(tried) - 1) + [True]
+    for key, cand in enc["candidates"].items():  # each built, proved and compared
+        assert cand["bytes"] > 0 and "rel_l2" in cand["comparison"], key
+        assert cand["kernel_safety"]["kernel_safe"] and cand["kernel_safety"]["weights"]["dtype"] == "uint8", key
+    assert enc["reason"].startswith("first accepted candidate") and f"{enc['candidate']}: " in enc["reason"]
+    # the shipped encoder decoded masks up to the parity gate on every check photo
+    shipped = enc["candidates"][enc["candidate"]]
+    gate = resolve("tiny").parity["int8"]["mask_iou_min"]
+    assert shipped["accepted"] and shipped["masks"]["ok"] and shipped["masks"]["gate"] == gate
+    assert min(shipped["masks"]["per_photo"].values()) >= gate and len(shipped["masks"]["per_photo"]) == 6
+    limit = 0.5 * resolve("tiny").parity["int8"]["logits_max_abs"]  # half the parity gate's room
+    assert shipped["masks"]["logits_limit"] == limit and 0 < shipped["masks"]["logits_max_abs"] <= limit
+    assert m["int8"]["mask_check"]["photos"] == sorted(shipped["masks"]["per_photo"])
+    # the kernel-safety proof, as the manifest carries it: every quantized weight tensor's range
+    assert m["int8"]["kernel_safe"] is True and enc["weights"] == "uint8"
+    proof = enc["kernel_safety"]
+    assert proof["layers"] == len(proof["per_layer"]) > 40 and proof["activation"]["range"] == [0, 255]
+    assert all(r["weight"].startswith("uint8 [") and r["reduction"] > 0 for r in proof["per_layer"])
+    assert m["int8"]["kernel_proof"]["encoder"].startswith("kernel-safe: ")
+    assert set(m["int8"]["checked_on"]) >= {"cpu", "features", "int8_kernel"}
     # the issue's size target: the INT8 encoder at most 0.3x the FP32 bytes
     assert m["files"]["encoder.int8.onnx"]["bytes"] <= 0.3 * fp32_bytes["encoder"]
     dec = m["int8"]["decoder"]
@@ -74,7 +92,10 @@ def test_export_writes_every_precision_with_records(exported):
     assert gemms > 0 and dec["prepared"]["gemm_to_matmul"] == gemms
     if dec["chosen"] == "fp32":  # the manifest maps int8's decoder to the FP32 file, no copy
         assert m["precisions"]["int8"]["decoder"] == "decoder.onnx" and "decoder.int8.onnx" not in m["files"]
-        assert not (folder / "decoder.int8.onnx").exists() and "no int8 mode" in dec["reason"]
+        assert not (folder / "decoder.int8.onnx").exists() and "no int8 candidate accepted" in dec["reason"]
+        assert list(dec["candidates"]) == ["dynamic", "static", "fp32"]
+        assert m["int8"]["kernel_proof"]["decoder"] == "no integer layers"
+    # static candidates calibrate on the bundled photos (the decoder's were tried)
     assert m["int8"]["calibration"]["source"] == "bundled" and len(m["int8"]["calibration"]["images"]) == 6
 
 
@@ -170,10 +191,12 @@ def test_int8_prepare_makes_every_weight_reach_the_quantizer(tmp_path):
     ops = [n.op_type for n in onnx.load(str(tmp_path / "prep.onnx")).graph.node]
     assert ops == ["MatMul", "Add", "Relu", "MatMul"]  # the orphaned Transpose is gone
     assert np.allclose(run_graph(tmp_path / "prep.onnx", feeds)[0]["y"], run_graph(src, feeds)[0]["y"], atol=1e-4)
-    for source, expect in ((src, 1), (tmp_path / "prep.onnx", 2)):
-        int8.quantize_dynamic(source, tmp_path / "q.onnx", per_channel=True)
-        quantized = [n for n in onnx.load(str(tmp_path / "q.onnx")).graph.node if n.op_type == "MatMulInteger"]
-        assert len(quantized) == expect, source  # without prepare, the MatMul on Transpose(w2) stays float
+    # without prepare, neither weight reaches the quantizer as a constant MatMul input
+    with pytest.raises(ValueError, match="no weighted layer left to quantize"):
+        int8.quantize_dynamic(src, tmp_path / "q.onnx", per_channel=True)
+    int8.quantize_dynamic(tmp_path / "prep.onnx", tmp_path / "q.onnx", per_channel=True)
+    quantized = [n for n in onnx.load(str(tmp_path / "q.onnx")).graph.node if n.op_type == "MatMulInteger"]
+    assert len(quantized) == 2
 
 
 def test_minmax_ranges_match_numpy(tmp_path):

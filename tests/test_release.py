@@ -1,4 +1,4 @@
-"""Issue #8: the release job end to end, release refusals, ``.ort`` copies, SHA256SUMS, ``bench.json``.
+"""The release job end to end, release refusals, ``.ort`` copies, SHA256SUMS, ``bench.json``.
 
 One module-scoped run of ``scripts/release.sh`` on tiny with random weights (export, parity on
 one photo and one prompt kind, a one-run bench, release) feeds every test. It runs first with a

@@ -11,9 +11,17 @@ torchvision in the unit tests. In the crop setting every sub-crop mask of random
 reaches its crop's inner edge, so both generators drop them (the crop-edge filter) and the
 surviving masks come from the whole-image crop.
 
+How many masks survive depends on the weights (with seed 11, the settings above keep one mask
+on chelsea and none on coffee), and a comparison of one mask proves little. So each case walks
+``LADDER``: the official generator runs at each step, every step lowering the filters further,
+until it keeps at least ``automask_min_masks`` (a gate in ``configs/``); both generators are
+then compared at that step, and the step and every try are recorded in the case. A reference
+that raises (the official generator crashes in ``box_area`` when a crop setting keeps no mask)
+counts as zero masks at that step; at the last step it fails the case with its error.
+
 Masks are matched one to one by IoU (greedy, best pair first); the gates (``automask_*`` in
-``configs/<variant>.yaml`` ``parity.fp32``) ask for the same count, matched IoU, equal boxes
-and areas within rounding.
+``configs/<variant>.yaml`` ``parity.fp32``) ask for the same count, at least
+``automask_min_masks`` matched pairs, matched IoU, equal boxes and areas within rounding.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from ..errors import one_line
 from ..runtime.automask import SAM2OnnxAutomaticMaskGenerator
 from ..runtime.rle import rle_to_mask
 
@@ -33,10 +42,13 @@ SETTINGS = {
     "grid": dict(points_per_side=8, **_LOWERED),
     "crops": dict(points_per_side=4, crop_n_layers=1, crop_nms_thresh=1.0, **_LOWERED),
 }
+# Lowered further, step by step, until the official generator keeps enough masks; the last step
+# turns both filters off (0 disables them in both generators), leaving NMS and crop edges.
+LADDER = ({}, dict(pred_iou_thresh=0.3, stability_score_thresh=0.3), dict(pred_iou_thresh=0.0, stability_score_thresh=0.0))
 # setting -> the sample photos it runs on (crops cost five encoder runs per photo)
 PHOTOS = {"grid": ("chelsea", "coffee"), "crops": ("chelsea",)}
 GATE_KEYS = ("automask_iou_min", "automask_count_diff", "automask_box_mismatches", "automask_area_rel_max",
-             "automask_score_abs")
+             "automask_score_abs", "automask_min_masks")
 
 
 def masks_of(records: list[dict]) -> list[np.ndarray]:
@@ -74,7 +86,7 @@ def compare(ours: list[dict], reference: list[dict]) -> dict:
                      for i, j, _ in pairs), default=0.0)
     same_prompt = sum(ours[i]["point_coords"] == reference[j]["point_coords"]
                       and ours[i]["crop_box"] == reference[j]["crop_box"] for i, j, _ in pairs)
-    return {"masks_ours": len(ours), "masks_reference": len(reference),
+    return {"masks_ours": len(ours), "masks_reference": len(reference), "automask_masks_matched": len(pairs),
             "automask_count_diff": abs(len(ours) - len(reference)),
             "automask_iou_min": min((p[2] for p in pairs), default=1.0 if not ours and not reference else 0.0),
             "automask_box_mismatches": box_mismatch, "automask_area_rel_max": area_rel,
@@ -89,16 +101,40 @@ def reference_generator(ref_predictor, params: dict):
     return SAM2AutomaticMaskGenerator(ref_predictor.model, **params)
 
 
-def run_case(ref_predictor, ours, image: np.ndarray, params: dict) -> tuple[dict, dict, tuple]:
-    """Both generators on ``image``: (metrics, seconds, (reference records, our records))."""
+def reference_records(ref_predictor, image: np.ndarray, params: dict, min_masks: int) -> tuple[list, dict, list]:
+    """The official generator down ``LADDER`` until it keeps ``min_masks``: (records, the
+    parameters used, every try as {step, lowered, masks, error})."""
     import torch
 
-    generator = SAM2OnnxAutomaticMaskGenerator(ours, **params)
+    tries, records, used = [], [], dict(params)
+    for step, lowered in enumerate(LADDER):
+        used = params | lowered
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                records, error = reference_generator(ref_predictor, used).generate(image.copy()), None
+        except Exception as exc:  # the official generator's own crash on an empty result, among others
+            records, error = [], one_line(exc)
+        tries.append({"step": step, "lowered": lowered, "masks": len(records), "error": error})
+        if len(records) >= min_masks:
+            break
+    return records, used, tries
+
+
+def run_case(ref_predictor, ours, image: np.ndarray, params: dict, min_masks: int) -> tuple[dict, dict, tuple, list]:
+    """Both generators on ``image`` at the first ``LADDER`` step where the official one keeps
+    ``min_masks``: (metrics, seconds, (reference records, our records), failures that are not
+    gates: the reference's error at the last step, or ours)."""
     t0 = time.perf_counter()
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reference = reference_generator(ref_predictor, params).generate(image.copy())
+    reference, used, tries = reference_records(ref_predictor, image, params, min_masks)
     t1 = time.perf_counter()
-    mine = generator.generate(image)
+    problems = [f"the official generator raised {tries[-1]['error']} at the lowest settings"] if tries[-1]["error"] else []
+    try:
+        mine = SAM2OnnxAutomaticMaskGenerator(ours, **used).generate(image)
+    except Exception as exc:
+        mine = []
+        problems.append(f"our generator raised {one_line(exc)}")
     t2 = time.perf_counter()
-    return compare(mine, reference), {"reference": t1 - t0, "ours": t2 - t1}, (reference, mine)
+    metrics = compare(mine, reference) | {"automask_step": tries[-1]["step"], "automask_params": used,
+                                          "automask_tries": tries}
+    return metrics, {"reference": t1 - t0, "ours": t2 - t1}, (reference, mine), problems

@@ -21,7 +21,8 @@ from typing import TextIO
 
 import numpy as np
 
-from ..errors import ParityError
+from ..benchmark import machine
+from ..errors import ParityError, one_line
 from ..manifest import read_manifest
 from ..runtime import SAM2OnnxPredictor
 from ..runtime.transforms import preprocess
@@ -61,6 +62,7 @@ class ParityResult:
     seconds: float = 0.0
     files: dict[str, dict] = field(default_factory=dict)   # role -> {file, bytes, precision}
     sqnr: dict[str, list] = field(default_factory=dict)    # role -> per-layer rows (int8 only)
+    machine: dict = field(default_factory=dict)            # where it ran: CPU, features, int8 kernel (benchmark.machine)
 
     @property
     def passed(self) -> bool:
@@ -78,16 +80,19 @@ class ParityResult:
         return [f"{c.image} / {c.kind}: {f}" for c in self.cases for f in c.failures]
 
     def summary(self) -> dict:
-        """The headline numbers per precision: bytes, IoU min/median, worst logits error,
-        median encoder latency (our preprocessing + encoder graph, this machine)."""
+        """The headline numbers per precision: bytes, IoU min/median, worst logits and encoder
+        errors, median encoder latency (our preprocessing + encoder graph, this machine)."""
         ious = [c.metrics["mask_iou_min"] for c in self.cases if "mask_iou_min" in c.metrics]
         logits = [c.metrics["logits_max_abs"] for c in self.cases if "logits_max_abs" in c.metrics]
         enc_s = [c.seconds["ours"] for c in self.cases if c.kind == "encoder"]
+        enc_l2 = [c.metrics["encoder_rel_l2"] for c in self.cases if "encoder_rel_l2" in c.metrics]
+        every_pixel = [c.metrics["mask_iou_min_all"] for c in self.cases if "mask_iou_min_all" in c.metrics]
         return {"precision": self.precision, "verdict": "pass" if self.passed else "fail",
                 "bytes": {role: f["bytes"] for role, f in self.files.items()},
                 "files": {role: f["file"] for role, f in self.files.items()},
                 "iou_min": self.worst_iou if ious else None, "iou_median": float(np.median(ious)) if ious else None,
-                "logits_max_abs": max(logits, default=None),
+                "iou_min_all_pixels": min(every_pixel, default=None),
+                "logits_max_abs": max(logits, default=None), "encoder_rel_l2_max": max(enc_l2, default=None),
                 "automask_iou_min": min((c.metrics["automask_iou_min"] for c in self.automask_cases), default=None),
                 "encoder_ms_median": float(np.median(enc_s) * 1e3) if enc_s else None}
 
@@ -137,8 +142,6 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
     ``automask`` adds the automatic mask generator cases (``parity/automask.py``: its own
     settings and photos) when the precision's gates define ``automask_*`` thresholds.
     """
-    import torch
-
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
@@ -157,38 +160,11 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
         ref, source = reference_predictor(manifest, checkpoint, seed)
     result = ParityResult(model_dir, variant.name, precision,
                           {"source": source.kind, "seed": source.seed, "state_dict_sha256": source.state_dict_sha256},
-                          dict(gates))
+                          dict(gates), machine=machine())
     for name, image in pictures.items():
         h, w = image.shape[:2]
         result.images[name] = (h, w)
-        t0 = time.perf_counter()
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref.set_image(image.copy())
-            x_ref = ref._transforms(image.copy())[None].numpy()
-        t1 = time.perf_counter()
-        embedding = ours.embed(image)
-        t2 = time.perf_counter()
-        on_ref_input = ours.encode_tensor(x_ref)
-        metrics = {"preprocess_max_abs": max_abs(preprocess(image), x_ref),
-                   **encoder_metrics(on_ref_input, _features(ref))}
-        result.cases.append(CaseResult(name, "encoder", metrics, check(metrics, gates),
-                                       {"reference": t1 - t0, "ours": t2 - t1}))
-        for kind in kinds:
-            kwargs = KINDS[kind](h, w)
-            if kind == "refine":  # feed back the reference's best low-res logits of a click
-                _, scores, low_res = ref.predict(**KINDS["point"](h, w))
-                kwargs["mask_input"] = low_res[np.argmax(scores)][None]
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                ref_out = ref.predict(**kwargs, return_logits=True)
-            t1 = time.perf_counter()
-            our_out = ours.decode(embedding, **kwargs, return_logits=True)
-            t2 = time.perf_counter()
-            metrics = decoder_metrics(our_out, ref_out, band=gates["flip_band"], score_tol=gates["score_abs"])
-            result.cases.append(CaseResult(name, kind, metrics, check(metrics, gates),
-                                           {"reference": t1 - t0, "ours": t2 - t1},
-                                           _best_masks(ref_out, our_out) if keep_masks else None))
+        _image_cases(result, name, image, ref, ours, kinds, gates, keep_masks)
         if stream is not None:
             mine = [c for c in result.cases if c.image == name]
             worst = min(c.metrics.get("mask_iou_min", 1.0) for c in mine)  # this photo only
@@ -207,18 +183,81 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
     return result
 
 
+def _attempt(who: str, fn):
+    """``(fn(), None)``, or ``(None, "<who> raised <error>")``: a case that raises is a failed
+    case with its reason, never a crash of the whole run."""
+    try:
+        return fn(), None
+    except Exception as exc:  # the reference, onnxruntime or our code: all reported the same way
+        return None, f"{who} raised {one_line(exc)}"
+
+
+def _image_cases(result: ParityResult, name: str, image: np.ndarray, ref, ours: SAM2OnnxPredictor,
+                 kinds: list[str], gates: dict, keep_masks: bool) -> None:
+    """The encoder case and every prompt kind's case of one photo."""
+    import torch
+
+    def reference_image():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref.set_image(image.copy())
+            return ref._transforms(image.copy())[None].numpy()
+
+    t0 = time.perf_counter()
+    x_ref, error = _attempt("the official predictor", reference_image)
+    t1 = time.perf_counter()
+    embedding, our_error = _attempt("our encoder", lambda: ours.embed(image))
+    t2 = time.perf_counter()
+    on_ref_input, input_error = (None, None) if error or our_error else \
+        _attempt("our encoder", lambda: ours.encode_tensor(x_ref))
+    problems = [e for e in (error, our_error, input_error) if e]
+    metrics = {} if problems else {"preprocess_max_abs": max_abs(preprocess(image), x_ref),
+                                   **encoder_metrics(on_ref_input, _features(ref))}
+    failures = (problems + [f"prompt kinds not run ({', '.join(kinds)})"]) if problems else check(metrics, gates)
+    result.cases.append(CaseResult(name, "encoder", metrics, failures, {"reference": t1 - t0, "ours": t2 - t1}))
+    if problems:
+        return
+    for kind in kinds:
+        kwargs = KINDS[kind](h=image.shape[0], w=image.shape[1])
+
+        def reference_predict():
+            with torch.inference_mode():
+                if kind == "refine":  # feed back the reference's best low-res logits of a click
+                    _, scores, low_res = ref.predict(**KINDS["point"](*image.shape[:2]))
+                    kwargs["mask_input"] = low_res[np.argmax(scores)][None]
+                return ref.predict(**kwargs, return_logits=True)
+
+        t0 = time.perf_counter()
+        ref_out, error = _attempt("the official predictor", reference_predict)
+        t1 = time.perf_counter()
+        our_out, our_error = (None, None) if error else \
+            _attempt("our decoder", lambda: ours.decode(embedding, **kwargs, return_logits=True))
+        t2 = time.perf_counter()
+        if error or our_error:
+            result.cases.append(CaseResult(name, kind, {}, [error or our_error], {"reference": t1 - t0, "ours": t2 - t1}))
+            continue
+        metrics = decoder_metrics(our_out, ref_out, band=gates["flip_band"], score_tol=gates["score_abs"],
+                                  iou_band=gates.get("iou_band", 0.0))
+        result.cases.append(CaseResult(name, kind, metrics, check(metrics, gates),
+                                       {"reference": t1 - t0, "ours": t2 - t1},
+                                       _best_masks(ref_out, our_out) if keep_masks else None))
+
+
 def _automask_cases(result: ParityResult, ref, ours: SAM2OnnxPredictor, gates: dict, stream: TextIO | None) -> None:
     """Official vs ONNX automatic mask generator for every setting and its photos."""
     for setting, params in AUTOMASK_SETTINGS.items():
         for name in AUTOMASK_PHOTOS[setting]:
             image = sample_image(name)
-            metrics, seconds, records = run_automask_case(ref, ours, image, params)
-            case = CaseResult(name, f"automask:{setting}", metrics, check(metrics, gates), seconds, records=records)
+            metrics, seconds, records, problems = run_automask_case(ref, ours, image, params,
+                                                                    gates["automask_min_masks"])
+            case = CaseResult(name, f"automask:{setting}", metrics, problems + check(metrics, gates), seconds,
+                              records=records)
             result.cases.append(case)
             result.images.setdefault(name, image.shape[:2])
             if stream is not None:
+                lowered = f", filters lowered to step {metrics['automask_step']}" if metrics["automask_step"] else ""
                 stream.write(f"  {name:<12} automask {setting:<6} {metrics['masks_ours']} / "
-                             f"{metrics['masks_reference']} masks  {'pass' if case.passed else 'FAIL'}  "
+                             f"{metrics['masks_reference']} masks{lowered}  {'pass' if case.passed else 'FAIL'}  "
                              f"matched IoU min {metrics['automask_iou_min']:.6f}  "
                              f"{seconds['reference']:.0f} s official, {seconds['ours']:.0f} s ours\n")
                 stream.flush()

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..equivalence import rel_l2
+from ..equivalence import decided_iou, iou, rel_l2  # noqa: F401  (iou: parity's mask metric, shared)
 
 # metric name -> (gate key in configs/<variant>.yaml parity.<precision>, direction)
 GATES = {
@@ -27,17 +27,12 @@ GATES = {
     "automask_box_mismatches": ("automask_box_mismatches", "max"),
     "automask_area_rel_max": ("automask_area_rel_max", "max"),
     "automask_score_abs": ("automask_score_abs", "max"),
+    "automask_masks_matched": ("automask_min_masks", "min"),   # a comparison of almost nothing is no pass
 }
 
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(np.asarray(a, np.float64) - b).max()) if np.size(a) else 0.0
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 def encoder_metrics(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
@@ -47,11 +42,14 @@ def encoder_metrics(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray
     return {"encoder_rel_l2": max(v["rel_l2"] for v in per.values()), "encoder_outputs": per}
 
 
-def decoder_metrics(ours: tuple, reference: tuple, band: float, score_tol: float, threshold: float = 0.0) -> dict:
+def decoder_metrics(ours: tuple, reference: tuple, band: float, score_tol: float, threshold: float = 0.0,
+                    iou_band: float = 0.0) -> dict:
     """Compare (masks_logits [.., C, H, W], scores [.., C], low_res [.., C, 256, 256]) outputs.
 
     Best-mask agreement is required only when the reference's top two scores differ by more
-    than ``score_tol`` (a tie may go either way).
+    than ``score_tol`` (a tie may go either way). ``mask_iou_min`` is over the pixels whose
+    reference logit is at least ``iou_band`` from the threshold (equivalence.decided_iou);
+    ``mask_iou_min_all`` over every pixel, for the record.
     """
     (m_ours, s_ours, l_ours), (m_ref, s_ref, l_ref) = ours, reference
     m_ours, m_ref = m_ours.reshape(-1, *m_ours.shape[-2:]), m_ref.reshape(-1, *m_ref.shape[-2:])
@@ -67,7 +65,9 @@ def decoder_metrics(ours: tuple, reference: tuple, band: float, score_tol: float
         "logits_max_abs": max_abs(l_ours, l_ref),
         "score_abs": max_abs(s_ours, s_ref),
         "best_mask_agrees": best_ok,
-        "mask_iou_min": min(iou(a, b) for a, b in zip(bin_ours, bin_ref)),
+        "mask_iou_min": min(decided_iou(r, o, iou_band, threshold) for r, o in zip(m_ref, m_ours)),
+        "mask_iou_min_all": min(iou(a, b) for a, b in zip(bin_ours, bin_ref)),
+        "undecided_pixels": int((np.abs(m_ref - threshold) < iou_band).sum()),
         "flipped_pixels": int(flips.sum()),
         "flips_outside_band": int((flips & (np.abs(m_ref) > band)).sum()),
         "finite": bool(np.isfinite(m_ours).all() and np.isfinite(s_ours).all() and np.isfinite(l_ours).all()),

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..cpu import short as cpu_short
 from ..digests import sha256_file
 from ..manifest import package_versions, random_seed, read_manifest, write_manifest
 from ..runtime.overlay import automask_overlay
 from ..staging import write_text_atomic
+from .automask import LADDER as AUTOMASK_LADDER
 from .automask import SETTINGS as AUTOMASK_SETTINGS
 from .automask import masks_of
 from .cases import SAMPLES, sample_image
@@ -46,6 +48,7 @@ def as_json(result: ParityResult) -> dict:
         "variant": result.variant, "precision": result.precision,
         "verdict": "pass" if result.passed else "fail",
         "weights": result.weights,
+        "machine": result.machine,
         "weights_note": RANDOM_NOTE if random_seed(result.weights) is not None else None,
         "versions": package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime"),
         "gates": result.gates, "images": {k: list(v) for k, v in result.images.items()},
@@ -53,6 +56,7 @@ def as_json(result: ParityResult) -> dict:
         "failures": result.failures(),
         "summary": result.summary(),
         "sqnr": result.sqnr,
+        "automask_ladder": AUTOMASK_LADDER if result.automask_cases else None,
         "automask_settings": {c.kind.split(":", 1)[1]: AUTOMASK_SETTINGS[c.kind.split(":", 1)[1]]
                               for c in result.automask_cases} or None,
         "cases": [{"image": c.image, "kind": c.kind, "passed": c.passed, "metrics": c.metrics,
@@ -90,7 +94,7 @@ def as_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
     for c in result.cases:
         m = c.metrics
         cells = [c.image, c.kind, "pass" if c.passed else "FAIL",
-                 f"{m['mask_iou_min']:.6f}" if "mask_iou_min" in m else "",
+                 f"{m['mask_iou_min']:.6f} ({m['mask_iou_min_all']:.6f})" if "mask_iou_min" in m else "",
                  f"{m['logits_max_abs']:.2e}" if "logits_max_abs" in m else "",
                  f"{m['score_abs']:.2e}" if "score_abs" in m else "",
                  str(m.get("flips_outside_band", "")), f"{m['encoder_rel_l2']:.2e}" if "encoder_rel_l2" in m else "",
@@ -115,10 +119,13 @@ td,th{{border:1px solid #ccc;padding:3px 6px}} tr.bad{{background:#fdd}} figure{
 figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verdict{{font-size:1.4em}}</style></head><body>
 <h1>Parity: {esc(result.variant)} ({result.precision}) vs official SAM2ImagePredictor</h1>
 <p class="verdict">Verdict: <b>{verdict}</b> &mdash; {len(result.cases)} cases, {len(result.failures())} failures,
-{len(result.images)} images, {result.seconds:.0f} s.</p>{note}
+{len(result.images)} images, {result.seconds:.0f} s, on {esc(cpu_short(result.machine)) if result.machine else "an unrecorded CPU"}
+(integer kernel: {esc(result.machine.get("int8_kernel", "?"))}).</p>{note}
 {summary}
 <p>Gates: {esc(json.dumps(result.gates))}</p>{sqnr}
-<table><tr><th>image</th><th>case</th><th>verdict</th><th>mask IoU min</th><th>logits max abs</th><th>score abs</th>
+<p>Mask IoU is over the pixels the reference decides (|logit| >= {result.gates.get("iou_band", 0):g}); in brackets, over
+every pixel, which random-weight masks make fragile: their logits sit near 0 over whole regions.</p>
+<table><tr><th>image</th><th>case</th><th>verdict</th><th>mask IoU min (all pixels)</th><th>logits max abs</th><th>score abs</th>
 <th>flips outside band</th><th>encoder rel L2</th><th>preprocess max abs</th><th>failures</th></tr>
 {''.join(rows)}</table>
 {automask}
@@ -157,7 +164,10 @@ def _automask_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
     for c in cases:
         m, setting = c.metrics, c.kind.split(":", 1)[1]
         speed = c.seconds["reference"] / c.seconds["ours"] if c.seconds["ours"] else float("nan")
+        tries = ", ".join(f"{t['masks']}" + (f" ({t['error']})" if t["error"] else "") for t in m["automask_tries"])
+        lowered = json.dumps(m["automask_tries"][-1]["lowered"]) if m["automask_step"] else "as declared"
         cells = [c.image, setting, "pass" if c.passed else "FAIL", f"{m['masks_ours']} / {m['masks_reference']}",
+                 f"step {m['automask_step']}: {lowered}; official kept {tries}",
                  f"{m['automask_iou_min']:.6f}", str(m["automask_box_mismatches"]), f"{m['automask_area_rel_max']:.1e}",
                  f"{m['automask_score_abs']:.1e}", f"{c.seconds['reference']:.1f} / {c.seconds['ours']:.1f} ({speed:.1f}x)",
                  "; ".join(c.failures)]
@@ -170,7 +180,9 @@ def _automask_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
     settings = "; ".join(f"{k}: {json.dumps(AUTOMASK_SETTINGS[k])}" for k in sorted({c.kind.split(':', 1)[1] for c in cases}))
     return ("<h2>Automatic mask generation vs official SAM2AutomaticMaskGenerator</h2>"
             f"<p>Settings (thresholds lowered for random weights): {esc(settings)}</p>"
-            "<table><tr><th>image</th><th>setting</th><th>verdict</th><th>masks ours / official</th>"
+            f"<p>Each case walks the ladder {esc(json.dumps(AUTOMASK_LADDER))} until the official generator keeps "
+            f"at least {result.gates.get('automask_min_masks')} masks; both generators run at that step.</p>"
+            "<table><tr><th>image</th><th>setting</th><th>verdict</th><th>masks ours / official</th><th>filters</th>"
             "<th>matched IoU min</th><th>box mismatches</th><th>area rel max</th><th>score abs max</th>"
             "<th>seconds official / ours</th><th>failures</th></tr>" + "".join(rows) + "</table>" + "".join(figures))
 

@@ -2,20 +2,25 @@
 
 ``build_precisions`` runs inside export's staging folder after the FP32 graphs are final. Each
 derived graph is checked against the FP32 graph in onnxruntime on the sample photo and prompts
-with the tolerance in ``configs/<variant>.yaml`` ``quantization.<precision>.tolerance`` (about
-half the room of the parity gates, so that an artifact that passes here is expected to pass
-``sam2-onnx parity``). What was kept in FP32, which INT8 mode was chosen and why, and every
-candidate's bytes and errors go into the manifest.
+with the tolerance in ``configs/<variant>.yaml`` ``quantization.<precision>.tolerance``. An
+INT8 graph must also be kernel-safe on every CPU (kernel_safety.py) and decode masks up to the
+parity gate on the calibration photos (mask_check.py), so that what passes here passes
+``sam2-onnx parity``. What was kept in FP32, which INT8 mode was chosen and why, and every
+candidate's bytes, errors, masks and proof go into the manifest.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..equivalence import Tolerance
 from ..errors import ConfigError, ExportError
 from ..manifest import GRAPHS
 from ..runtime.graphs import PRECISIONS, graph_file
+
+
+LOGITS_ROOM = 0.5  # an INT8 candidate may use half the parity gate's logits error on the export's photos
 
 
 def parse_precisions(text: str) -> list[str]:
@@ -31,6 +36,18 @@ def check_settings(variant, precisions: list[str]) -> None:
     """Refuse, before any work, a configs/ quantization section missing what export will read."""
     need = {"fp16": [("op_block_list",), ("tolerance", "encoder"), ("tolerance", "decoder")],
             "int8": [(role, key) for role in GRAPHS for key in ("candidates", "tolerance")]}
+    for role in GRAPHS if "int8" in precisions else ():
+        steps_ = (variant.quantization.get("int8", {}).get(role) or {}).get("float_steps", [[]])
+        if not (isinstance(steps_, list) and all(isinstance(st, list) and all(isinstance(x, str) for x in st)
+                                                 for st in steps_)):
+            raise ConfigError(f"{variant.source}: quantization.int8.{role}.float_steps must be a list of lists of "
+                              "regular expressions")
+        for pattern in (x for st in steps_ for x in st):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{variant.source}: quantization.int8.{role}.float_steps: {pattern!r} is not a "
+                                  f"regular expression ({exc})") from None
     for precision in precisions:
         for path in need.get(precision, []):
             node = variant.quantization.get(precision)
@@ -49,7 +66,9 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
     ``"new_files": {file: (role, precision)}`` for the file list.
     """
     from ..sample_inputs import SAMPLE_PHOTO, reference_runs
-    from . import fp16, int8
+    from ..cpu import describe as describe_cpu
+    from . import fp16, int8, kernel_safety
+    from .mask_check import CLICKS, MaskCheck
     from .calibration import calibration_images, decoder_feeds, encoder_feeds
 
     fp32 = {role: folder / GRAPHS[role][0] for role in GRAPHS}
@@ -74,44 +93,61 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
                                f"+ {len(rec.searched_nodes)} searched nodes in fp32")
     if "int8" in precisions:
         cfg, out["int8"], out["precisions"]["int8"] = settings["int8"], {}, {}
-        calibration = None
-        if _calibrates(variant):
-            with step("calibration feeds") as s:
-                images = calibration_images(calibration_dir)
-                calibration = {"encoder": encoder_feeds(images), "decoder": decoder_feeds(fp32["encoder"], images)}
+        images = calibration_images(calibration_dir)
+        with step("int8 check masks (fp32)") as s:
+            gates = variant.parity["int8"]
+            masks = MaskCheck(fp32["encoder"], fp32["decoder"], images, gates["mask_iou_min"], gates.get("iou_band", 0.0),
+                              LOGITS_ROOM * gates["logits_max_abs"])
+            out["int8"]["mask_check"] = {"photos": list(masks.feeds), "prompt_sets_per_photo": len(masks.prompts[
+                next(iter(masks.feeds))]), "gate": masks.gate, "iou_band": masks.band,
+                                          "logits_limit": masks.logits_limit}
+            s["detail"] = (f"{len(masks.feeds)} photos x {2 * len(CLICKS)} prompt sets, gates: mask IoU >= {masks.gate:g}, "
+                           f"logits error <= {masks.logits_limit:g}")
+        made: dict[str, list] = {}
+
+        def calibration(role: str):
+            """Static candidates' calibration feeds, made the first time one is tried."""
+            if role not in made:
+                made[role] = encoder_feeds(images) if role == "encoder" else decoder_feeds(fp32["encoder"], images)
                 out["int8"]["calibration"] = {"source": "bundled" if calibration_dir is None else "--calibration-images",
                                               "images": list(images), "decoder_prompt_sets_per_image": 2}
-                s["detail"] = f"{len(images)} photos ({'bundled' if calibration_dir is None else calibration_dir})"
+            return made[role]
+
+        shipped: dict[str, Path | None] = {"encoder": None, "decoder": None}  # None: the FP32 graph
         for role in GRAPHS:
             name = graph_file(role, "int8")
             with step(f"int8 {role}") as s:
+                # each candidate decodes masks with the graphs chosen so far, as they will ship together
                 rec = int8.build(fp32[role], folder / name, cfg[role]["candidates"], *runs[role],
                                  Tolerance(**cfg[role]["tolerance"]), per_channel=cfg.get("per_channel", True),
-                                 calibration=calibration[role] if calibration else None)
+                                 calibration=lambda role=role: calibration(role), weights=cfg.get("weights", "uint8"),
+                                 masks=lambda candidate, role=role: masks(**(shipped | {role: candidate})),
+                                 float_steps=cfg[role].get("float_steps"))
                 out["int8"][role] = rec.as_dict()
                 if rec.chosen == "fp32":
                     out["precisions"]["int8"][role] = fp32[role].name
-                    s["detail"] = "kept FP32 (no int8 mode within tolerance)"
+                    s["detail"] = "kept FP32 (no int8 mode accepted)"
                 else:
+                    shipped[role] = folder / name
                     out["precisions"]["int8"][role] = name
                     out["new_files"][name] = (role, "int8")
-                    s["detail"] = f"{rec.chosen}, {(folder / name).stat().st_size / 1e6:.1f} MB"
+                    checked = rec.candidates[rec.candidate]["masks"]
+                    floats = f", {len(rec.kept_float)} layers kept float" if rec.kept_float else ""
+                    s["detail"] = (f"{rec.chosen} ({rec.weights} weights{floats}), "
+                                   f"{(folder / name).stat().st_size / 1e6:.1f} MB, mask IoU min {checked['iou_min']:.4f}, "
+                                   + kernel_safety.summary(rec.kernel_safety).split(":")[0])
+        # the headline of the proof: every INT8 graph that ships can run on every CPU's kernels
+        out["int8"]["kernel_safe"] = all(out["int8"][role]["kernel_safety"]["kernel_safe"] for role in GRAPHS)
+        out["int8"]["checked_on"] = describe_cpu()  # where the tolerance check above ran
+        out["int8"]["kernel_proof"] = {role: kernel_safety.summary(out["int8"][role]["kernel_safety"]) for role in GRAPHS}
     return out
-
-
-def _calibrates(variant) -> bool:
-    """Static INT8 is a candidate for some graph, so calibration feeds are needed."""
-    return any("static" in variant.quantization["int8"][role]["candidates"] for role in GRAPHS)
 
 
 def steps(precisions: list[str], variant) -> int:
     """How many progress steps build_precisions will take (for export's [n/N] counter)."""
     if precisions == ["fp32"]:
         return 0
-    n = 1 + 2 * ("fp16" in precisions) + 2 * ("int8" in precisions)
-    if "int8" in precisions and _calibrates(variant):
-        n += 1
-    return n
+    return 1 + 2 * ("fp16" in precisions) + 3 * ("int8" in precisions)
 
 
 __all__ = ["PRECISIONS", "build_precisions", "derived_file", "parse_precisions", "steps"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import onnx
 
 from ..equivalence import Comparison, Feeds, Outputs, Tolerance, compare, run_graph
-from ..errors import ExportError
+from ..errors import ExportError, one_line
 
 FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
 @dataclass
@@ -180,7 +180,7 @@ def build(src: Path, dst: Path, feeds: list[Feeds], reference: list[Outputs], to
         try:
             return compare(reference, run_graph(dst, feeds), tolerance)
         except Exception as exc:  # e.g. an op without an fp16 kernel in this onnxruntime
-            return Comparison(failures=[f"onnxruntime cannot run it: {str(exc).strip().splitlines()[0][:200]}"])
+            return Comparison(failures=[f"onnxruntime cannot run it: {one_line(exc, with_type=False)}"])
 
     pinned: list[str] = []
     result = attempt(pinned)

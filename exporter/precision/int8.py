@@ -1,9 +1,12 @@
-"""INT8 graphs with onnxruntime.quantization: dynamic or static QDQ, chosen per graph by measurement.
+"""INT8 graphs with onnxruntime.quantization: dynamic or static QDQ, tried in order until one is accepted.
 
-* ``dynamic``: int8 weights for every MatMul whose weight is a constant, activations quantized
-  on the fly (onnxruntime fuses them into DynamicQuantizeMatMul / MatMulIntegerToFloat).
+* ``dynamic``: 8-bit weights for every MatMul whose weight is a 2-D constant, activations
+  quantized to uint8 at run time (onnxruntime fuses them into DynamicQuantizeMatMul).
 * ``static``: QDQ format, activation ranges calibrated with MinMax on real photos; quantizes the
   MatMuls and Convs with constant weights (not attention's activation x activation products).
+
+The weights are uint8 by default (``WEIGHT_SCHEMES``): every integer kernel onnxruntime may pick
+then sums in 32 bits, on every CPU (kernel_safety.py; docs/int8.md).
 
 Both start from a prepared graph: a ``MatMul`` reading ``Transpose(constant)`` gets the
 transposed constant (the quantizers only see a weight when it is a constant input, and would
@@ -16,18 +19,22 @@ Large float constants that no quantizer touches (the encoder's position embeddin
 onnxsim into a [1, C, 256, 256] tensor, 25 MB in tiny) are stored as int8 with a per-channel
 ``DequantizeLinear``; otherwise they alone would keep tiny's INT8 encoder above 0.3x the FP32 bytes.
 
-Every candidate mode of a graph is built and compared with the FP32 graph in onnxruntime on
-the sample photo and prompts; the first one in the configs' order that meets the tolerance
-ships, and the manifest records every candidate's bytes and errors and why the choice was
-made. The order in ``configs/`` comes from measurements (``scripts/bench_precision.py``);
-timing inside export would make the choice, and so the artifacts, depend on machine load.
-A graph whose candidates all miss falls back to its FP32 file when ``fp32`` is a candidate.
+Candidates are tried in the configs' order (modes, and within a mode each step of layers kept
+float): a candidate is accepted when its graph is kernel-safe, within the tolerance against
+FP32 on the sample photo and prompts, and decodes masks up to the parity gate (mask_check.py).
+The first accepted ships; the manifest records every candidate tried, its bytes, errors, masks
+and proof, and why the choice was made. The order in ``configs/`` comes from measurements
+(``scripts/bench_precision.py``); timing inside export would make the choice, and so the
+artifacts, depend on machine load. With ``fp32`` as the last candidate the graph stays FP32
+when nothing else is accepted; without it, the export refuses and says why.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +43,16 @@ import onnx
 from onnx import numpy_helper
 
 from ..equivalence import Feeds, Outputs, Tolerance, compare, run_graph
-from ..errors import ExportError
+from ..errors import ExportError, one_line
+from . import kernel_safety
 
 MODES = ("dynamic", "static", "fp32")
 COMPRESS_MIN_ELEMENTS = 1 << 20   # float constants at least this large are stored as int8
+# weight schemes (configs' quantization.int8.weights) -> (onnxruntime QuantType name, reduce_range).
+# Activations are uint8 in every scheme. "uint8" and "int7" are kernel-safe on every CPU
+# (kernel_safety.py); full-range "int8" overflows the u8s8 kernels of AVX2 / AVX-512 without
+# VNNI, so the proof refuses it: it is kept only to show that refusal.
+WEIGHT_SCHEMES = {"uint8": ("QUInt8", False), "int7": ("QInt8", True), "int8": ("QInt8", False)}
 
 
 @dataclass
@@ -48,12 +61,23 @@ class Int8Result:
 
     chosen: str                  # "dynamic" | "static" | "fp32" (the FP32 file is used)
     reason: str
-    candidates: dict             # mode -> {bytes, comparison, constants_compressed} or {error}
+    candidates: dict             # mode -> {bytes, comparison, kernel_safety, constants_compressed} or {error}
     tolerance: dict
     prepared: dict               # counts of the graph rewrites before quantization
+    weights: str = "uint8"       # the weight scheme (WEIGHT_SCHEMES)
+    candidate: str = ""          # the accepted record key ("dynamic", "dynamic/float-step-1", "fp32")
+    float_layers: list = ()      # its patterns of layers kept float
+    kept_float: list = ()        # the layers they matched
+
+    @property
+    def kernel_safety(self) -> dict:
+        """The shipped graph's proof (no integer layers when the FP32 graph is kept)."""
+        return self.candidates.get(self.candidate, {}).get("kernel_safety") or {"kernel_safe": True, "layers": 0}
 
     def as_dict(self) -> dict:
-        return {"chosen": self.chosen, "reason": self.reason, "tolerance": self.tolerance,
+        return {"chosen": self.chosen, "candidate": self.candidate, "reason": self.reason, "weights": self.weights,
+                "float_layers": list(self.float_layers), "kept_float": list(self.kept_float),
+                "kernel_safety": self.kernel_safety, "tolerance": self.tolerance,
                 "prepared": self.prepared, "candidates": self.candidates}
 
 
@@ -151,104 +175,177 @@ def compress_constants(path: Path, min_elements: int = COMPRESS_MIN_ELEMENTS) ->
 def weighted_nodes(path: Path, ops: tuple[str, ...]) -> list:
     """Nodes of ``ops`` whose second input (the weight) is a constant: the layers worth int8.
     Attention's activation x activation MatMuls stay float (both operands would need run-time
-    ranges, and they are a small share of the work)."""
+    ranges, and they are a small share of the work), and so do MatMuls with a batched (3-D)
+    constant (the decoder's per-head attention weights): onnxruntime 1.31 rejects per-channel
+    zero points on those at run time ("b zero point is not valid") for uint8 weights."""
     model = onnx.load(str(path), load_external_data=False)
-    inits = {t.name for t in model.graph.initializer}
-    return [n for n in model.graph.node if n.op_type in ops and n.input[1] in inits]
+    dims = {t.name: len(t.dims) for t in model.graph.initializer}
+    return [n for n in model.graph.node if n.op_type in ops and n.input[1] in dims
+            and (n.op_type != "MatMul" or dims[n.input[1]] == 2)]
 
 
-def quantize_dynamic(prepared: Path, dst: Path, per_channel: bool) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic as ort_dynamic
+def _weight_type(weights: str):
+    from onnxruntime.quantization import QuantType
 
-    # (an empty nodes_to_quantize means "all" to onnxruntime; SAM 2's graphs always have some)
+    if weights not in WEIGHT_SCHEMES:
+        raise ExportError(f"int8 weights must be one of {', '.join(WEIGHT_SCHEMES)}, not {weights!r}")
+    name, reduce_range = WEIGHT_SCHEMES[weights]
+    return getattr(QuantType, name), reduce_range
+
+
+def quantize_dynamic(prepared: Path, dst: Path, per_channel: bool, weights: str = "uint8",
+                     exclude: list[str] = ()) -> None:
+    from onnxruntime.quantization import quantize_dynamic as ort_dynamic
+
+    weight_type, reduce_range = _weight_type(weights)
+    nodes = [n.name for n in weighted_nodes(prepared, ("MatMul",)) if n.name not in set(exclude)]
+    if not nodes:  # an empty nodes_to_quantize means "all" to onnxruntime
+        raise ValueError("no weighted layer left to quantize")
     ort_dynamic(str(prepared), str(dst), op_types_to_quantize=["MatMul"], per_channel=per_channel,
-                nodes_to_quantize=[n.name for n in weighted_nodes(prepared, ("MatMul",))],
-                weight_type=QuantType.QInt8)
+                nodes_to_quantize=nodes, weight_type=weight_type, reduce_range=reduce_range)
 
 
-def quantize_static(prepared: Path, dst: Path, per_channel: bool, calibration: list[Feeds]) -> None:
+def quantize_static(prepared: Path, dst: Path, per_channel: bool, calibration: list[Feeds],
+                    weights: str = "uint8", exclude: list[str] = ()) -> None:
     """QDQ with MinMax ranges from ``calibration`` for the constant-weight MatMuls and Convs."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_static
 
     from .calibration import minmax_ranges, write_cache
 
-    weighted = weighted_nodes(prepared, ("MatMul", "Conv"))
+    weight_type, reduce_range = _weight_type(weights)
+
+    weighted = [n for n in weighted_nodes(prepared, ("MatMul", "Conv")) if n.name not in set(exclude)]
+    if not weighted:
+        raise ValueError("no weighted layer left to quantize")
     tensors = sorted({name for n in weighted for name in (n.input[0], n.output[0])})
     cache = dst.with_name(dst.name + ".ranges.json")
     try:
         write_cache(minmax_ranges(prepared, tensors, calibration), cache)
         ort_static(str(prepared), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                   activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                   activation_type=QuantType.QUInt8, weight_type=weight_type, reduce_range=reduce_range,
                    nodes_to_quantize=[n.name for n in weighted], op_types_to_quantize=["MatMul", "Conv"],
                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=cache)
     finally:
         cache.unlink(missing_ok=True)
 
 
+def kept_float(prepared: Path, patterns: list[str]) -> list[str]:
+    """Names of the weighted layers that ``patterns`` (regular expressions on node names) keep float."""
+    rx = [re.compile(p) for p in patterns]
+    return [n.name for n in weighted_nodes(prepared, ("MatMul", "Conv")) if any(r.search(n.name) for r in rx)]
+
+
+def _candidates(modes: list[str], float_steps: list[list[str]]) -> list[tuple[str, str, int]]:
+    """``(record key, mode, float step)`` in the order they are tried: every float step of a
+    mode before the next mode (the configs list modes best first), fp32 where it is listed."""
+    out = []
+    for mode in modes:
+        steps = [0] if mode == "fp32" else range(len(float_steps))
+        out += [(mode if i == 0 else f"{mode}/float-step-{i}", mode, i) for i in steps]
+    return out
+
+
 def build(src: Path, dst: Path, candidates: list[str], feeds: list[Feeds], reference: list[Outputs],
-          tolerance: Tolerance, per_channel: bool = True, calibration: list[Feeds] | None = None) -> Int8Result:
-    """Build every candidate mode of ``src`` (FP32 ONNX); the first within ``tolerance`` becomes
-    ``dst``. ``chosen == "fp32"`` means no INT8 file was written (``dst`` absent).
+          tolerance: Tolerance, per_channel: bool = True,
+          calibration: list[Feeds] | Callable[[], list[Feeds]] | None = None, weights: str = "uint8",
+          masks: Callable[[Path], dict] | None = None, float_steps: list[list[str]] | None = None) -> Int8Result:
+    """Try the candidate modes of ``src`` (FP32 ONNX) in order, each with the layers of every
+    ``float_steps`` entry kept float in turn (regular expressions on node names; default: one
+    step, nothing kept float), until one is kernel-safe (kernel_safety.py), within ``tolerance``
+    and, given ``masks`` (mask_check.py: the candidate file -> its mask comparison), up to the
+    parity gate; it becomes ``dst``. ``chosen == "fp32"`` means no INT8 file was written.
 
     ``feeds``/``reference``: FP32 inputs/outputs on the sample photo and prompts (the check).
-    ``calibration``: feeds for static calibration (required when "static" is a candidate).
+    ``calibration``: feeds for static calibration, or a function making them (called only if a
+    static candidate is tried).
     """
     unknown = sorted(set(candidates) - set(MODES))
     if unknown or not candidates:
         raise ExportError(f"int8 candidates must be a non-empty subset of {', '.join(MODES)}, not {candidates}")
+    float_steps = float_steps or [[]]
     prepared = dst.with_name(dst.name + ".prepared")
     root, level = logging.getLogger(), logging.getLogger().level
     root.setLevel(logging.ERROR)  # the quantizer logs "consider pre-processing" on the root logger
     record: dict[str, dict] = {}
+    chosen_key = None
     try:
         counts = prepare(src, prepared)
-        for mode in candidates:
+        for key, mode, step in _candidates(candidates, float_steps):
             if mode == "fp32":
-                record[mode] = {"bytes": src.stat().st_size, "comparison": {"ok": True, "failures": []}}
-                continue
-            out = dst.with_name(f"{dst.name}.{mode}")
-            try:
-                if mode == "dynamic":
-                    quantize_dynamic(prepared, out, per_channel)
-                else:
-                    if not calibration:
-                        raise ExportError("static INT8 needs calibration images")
-                    quantize_static(prepared, out, per_channel, calibration)
-                compressed = compress_constants(out)
-                result = compare(reference, run_graph(out, feeds), tolerance)
-                record[mode] = {"bytes": out.stat().st_size, "constants_compressed": compressed,
-                                "comparison": result.as_dict()}
-            except ExportError:
-                raise
-            except Exception as exc:  # a quantizer or runtime failure disqualifies the mode only
-                record[mode] = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}",
-                                "comparison": {"ok": False, "failures": ["build failed"]}}
-        chosen, reason = _choose(record)
-        for mode in candidates:
-            out = dst.with_name(f"{dst.name}.{mode}")
-            if mode == chosen and mode != "fp32":
-                os.replace(out, dst)
+                record[key] = {"bytes": src.stat().st_size, "comparison": {"ok": True, "failures": []},
+                               "accepted": True}
             else:
-                out.unlink(missing_ok=True)
+                record[key] = _try(prepared, dst.with_name(f"{dst.name}.candidate"), mode, float_steps[step],
+                                   per_channel, weights, calibration, feeds, reference, tolerance, masks)
+            if record[key]["accepted"]:
+                chosen_key = key
+                break
+        chosen, reason = _choose(record, chosen_key)
+        candidate = dst.with_name(f"{dst.name}.candidate")
+        if chosen != "fp32":
+            os.replace(candidate, dst)
+        candidate.unlink(missing_ok=True)
     finally:
         prepared.unlink(missing_ok=True)
+        dst.with_name(f"{dst.name}.candidate").unlink(missing_ok=True)
         root.setLevel(level)
-    return Int8Result(chosen, reason, record, tolerance.__dict__, counts)
+    entry = record[chosen_key]
+    return Int8Result(chosen, reason, record, tolerance.__dict__, counts, weights,
+                      chosen_key, entry.get("float_layers", []), entry.get("kept_float", []))
 
 
-def _choose(record: dict) -> tuple[str, str]:
-    """The first candidate (configs order) within tolerance; the reason names every candidate."""
-    def worst(r: dict) -> str:
-        rel = r["comparison"].get("rel_l2") or {}
-        return f"worst rel L2 {max(rel.values()):.2g}" if rel else "same as FP32"
-    summary = "; ".join(f"{m}: " + (r["error"] if "error" in r else
-                                    f"{r['bytes'] / 1e6:.1f} MB, {worst(r)}, "
-                                    + ("within tolerance" if r["comparison"]["ok"] else "misses tolerance"))
-                        for m, r in record.items())
-    chosen = next((m for m, r in record.items() if r["comparison"]["ok"]), None)
+def _try(prepared: Path, out: Path, mode: str, patterns: list[str], per_channel: bool, weights: str,
+         calibration, feeds: list[Feeds], reference: list[Outputs], tolerance: Tolerance, masks) -> dict:
+    """Build one candidate into ``out`` and check it: the candidate's manifest record."""
+    kept = kept_float(prepared, patterns)
+    try:
+        if mode == "dynamic":
+            quantize_dynamic(prepared, out, per_channel, weights, exclude=kept)
+        else:
+            feeds_for_ranges = calibration() if callable(calibration) else calibration
+            if not feeds_for_ranges:
+                raise ExportError("static INT8 needs calibration images")
+            quantize_static(prepared, out, per_channel, feeds_for_ranges, weights, exclude=kept)
+        compressed = compress_constants(out)
+        proof = kernel_safety.analyse(out)
+        # an unsafe graph is not even run: its numbers here would not hold on other CPUs
+        result = (compare(reference, run_graph(out, feeds), tolerance).as_dict() if proof["kernel_safe"]
+                  else {"ok": False, "failures": [kernel_safety.summary(proof)]})
+        # the costlier mask check only for a candidate that could still be chosen
+        mask_result = masks(out) if masks is not None and result["ok"] else None
+        return {"bytes": out.stat().st_size, "constants_compressed": compressed, "float_layers": patterns,
+                "kept_float": kept, "kernel_safety": proof, "comparison": result, "masks": mask_result,
+                "accepted": result["ok"] and (mask_result is None or mask_result["ok"])}
+    except ExportError:
+        raise
+    except Exception as exc:  # a quantizer or runtime failure disqualifies the candidate only
+        return {"error": one_line(exc), "accepted": False, "float_layers": patterns,
+                "comparison": {"ok": False, "failures": ["build failed"]}}
+
+
+def _verdict(r: dict) -> str:
+    """One candidate in words: size, errors, and whether (or why not) it may ship."""
+    if "error" in r:
+        return r["error"]
+    if not r.get("kernel_safety", {"kernel_safe": True})["kernel_safe"]:
+        return f"{r['bytes'] / 1e6:.1f} MB, NOT kernel-safe (an integer kernel of some CPUs overflows)"
+    rel = r["comparison"].get("rel_l2") or {}
+    text = f"{r['bytes'] / 1e6:.1f} MB, " + (f"worst rel L2 {max(rel.values()):.2g}" if rel else "same as FP32")
+    if not r["comparison"]["ok"]:
+        return text + ", misses tolerance"
+    m = r.get("masks")
+    if m is not None:
+        text += f", mask IoU min {m['iou_min']:.4f}" + ("" if m["ok"] else f" < the parity gate {m['gate']:g}")
+    return text + (", accepted" if r["accepted"] else "")
+
+
+def _choose(record: dict, chosen: str | None) -> tuple[str, str]:
+    """The accepted candidate's mode, and a reason that names every candidate tried."""
+    summary = "; ".join(f"{m}: {_verdict(r)}" for m, r in record.items())
     if chosen is None:
-        raise ExportError(f"no INT8 mode meets the tolerance and fp32 is not a fallback candidate ({summary})")
+        raise ExportError(f"no INT8 candidate is kernel-safe, within the tolerance and up to the parity gate, and "
+                          f"fp32 is not a fallback candidate ({summary})")
     if chosen == "fp32":
-        return chosen, f"no int8 mode within tolerance, the FP32 graph is used ({summary})"
-    return chosen, f"first candidate within tolerance ({summary})"
+        return chosen, f"no int8 candidate accepted, the FP32 graph is used ({summary})"
+    return chosen.split("/")[0], f"first accepted candidate ({summary})"

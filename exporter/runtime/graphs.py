@@ -14,7 +14,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from .. import contract as C
-from ..errors import InputError, ManifestError
+from ..errors import InputError, ManifestError, one_line
 from ..manifest import GRAPHS, read_manifest, verify_files
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -107,7 +107,7 @@ def load_graphs(model_dir: Path, precision: str = "fp32", providers: list[str] |
             sessions[role] = ort.InferenceSession(str(model_dir / file), opts, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ManifestError(f"{model_dir / file}: onnxruntime cannot load it: "
-                                f"{str(exc).strip().splitlines()[0][:300]}") from None
+                                f"{one_line(exc, 300, with_type=False)}") from None
         _, inputs, outputs = GRAPHS[role]
         problems = (C.mismatches(inputs, _io(sessions[role].get_inputs()))
                     + C.mismatches(outputs, _io(sessions[role].get_outputs())))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import contract as C
-from ..errors import InputError
+from ..errors import InputError, one_line
 from .transforms import transform_coords
 
 
@@ -29,7 +29,9 @@ def read_image(path) -> np.ndarray:
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+        raise InputError(f"{path}: not a readable image ({one_line(exc)})") from None
+    except Exception as exc:  # decoders raise ValueError, DecompressionBombError, ... on bad files too
+        raise InputError(f"{path}: the image decoder failed ({one_line(exc)})") from None
 
 
 def as_rgb(image) -> np.ndarray:

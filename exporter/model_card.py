@@ -91,7 +91,7 @@ uint8 meet onnxruntime's u8 x u8 kernels, which on x86-64 widen both operands to
 (`vpmaddwd`) on AVX2 and AVX-512 alike, since VNNI's `vpdpbusds` takes signed weights only:
 expect the INT8 encoder speed-up measured below on x86-64 (it comes from fewer bytes moved and
 the integer GEMM), and more on ARM64 CPUs with the dot-product extension (`udot`).
-The export's own check ran on {checked.get('cpu', 'an unrecorded CPU')} (integer kernel:
+The export's own check ran on {checked.get('cpu', 'an unrecorded CPU')} (its u8 x s8 kernel:
 {checked.get('int8_kernel', 'unrecorded')}).
 
 """

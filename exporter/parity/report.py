@@ -120,7 +120,7 @@ figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verd
 <h1>Parity: {esc(result.variant)} ({result.precision}) vs official SAM2ImagePredictor</h1>
 <p class="verdict">Verdict: <b>{verdict}</b> &mdash; {len(result.cases)} cases, {len(result.failures())} failures,
 {len(result.images)} images, {result.seconds:.0f} s, on {esc(cpu_short(result.machine)) if result.machine else "an unrecorded CPU"}
-(integer kernel: {esc(result.machine.get("int8_kernel", "?"))}).</p>{note}
+(its u8 x s8 kernel: {esc(result.machine.get("int8_kernel", "?"))}).</p>{note}
 {summary}
 <p>Gates: {esc(json.dumps(result.gates))}</p>{sqnr}
 <p>Mask IoU is over the pixels the reference decides (|logit| >= {result.gates.get("iou_band", 0):g}); in brackets, over

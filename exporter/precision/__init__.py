@@ -135,6 +135,7 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
                     floats = f", {len(rec.kept_float)} layers kept float" if rec.kept_float else ""
                     s["detail"] = (f"{rec.chosen} ({rec.weights} weights{floats}), "
                                    f"{(folder / name).stat().st_size / 1e6:.1f} MB, mask IoU min {checked['iou_min']:.4f}, "
+                                   f"logits error {checked['logits_max_abs']:.2g}, "
                                    + kernel_safety.summary(rec.kernel_safety).split(":")[0])
         # the headline of the proof: every INT8 graph that ships can run on every CPU's kernels
         out["int8"]["kernel_safe"] = all(out["int8"][role]["kernel_safety"]["kernel_safe"] for role in GRAPHS)

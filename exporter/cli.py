@@ -1,6 +1,6 @@
 """``sam2-onnx`` command line: parses options, calls library functions, maps errors to exits.
 
-Every failure a user can fix is a :class:`~exporter.errors.Sam2OnnxError`: one line on stderr
+Every failure a user can fix is a :class:`~exporter.core.errors.Sam2OnnxError`: one line on stderr
 and its exit code (1 bad input, 3 integrity, 4 download, 5 parity failed, 6 release refused;
 click uses 2 for bad usage). Any other exception that escapes a command is one line too, with
 exit 70; ``--debug`` shows the traceback of either.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .errors import CheckpointError, Sam2OnnxError, one_line, refuse_overwrite
+from .core.errors import CheckpointError, Sam2OnnxError, one_line, refuse_overwrite
 
 UNEXPECTED_EXIT = 70  # EX_SOFTWARE: an error no Sam2OnnxError describes (exits 1-6 are the ones users can fix)
 
@@ -39,8 +39,9 @@ class _Group(click.Group):
             if ctx.params.get("debug"):
                 raise
             command = ctx.invoked_subcommand or "sam2-onnx"
-            click.echo(f"error: {command}: unexpected {one_line(exc, 300)} (rerun with --debug for the traceback)",
-                       err=True)
+            click.echo(
+                f"error: {command}: unexpected {one_line(exc, 300)} (rerun with --debug for the traceback)", err=True
+            )
             ctx.exit(UNEXPECTED_EXIT)
 
 
@@ -62,25 +63,31 @@ def _human_bytes(n: int) -> str:
 
 
 @cli.command()
-@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Lock file to read (default: checkpoints.lock in the repo).")
+@click.option(
+    "--lock",
+    "lock_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Lock file to read (default: checkpoints.lock in the repo).",
+)
 def variants(lock_path: Path | None) -> None:
     """List the variants: name, alias, parameters, checkpoint file and size."""
     from .checkpoints.lock import read_lock
-    from .variants import all_variants
+    from .core.variants import all_variants
 
     lock = read_lock(lock_path)
     rows = [("variant", "alias", "parameters", "checkpoint", "size", "sha256")]
     for v in all_variants():
         entry = lock.get(v.checkpoint)
-        rows.append((
-            v.name,
-            ",".join(v.aliases) or "-",
-            f"{v.parameters / 1e6:.1f} M",
-            entry.filename if entry else "(no lock entry)",
-            _human_bytes(entry.bytes) if entry and entry.bytes else "unknown",
-            entry.sha256[:12] if entry and entry.pinned else "unpinned",
-        ))
+        rows.append(
+            (
+                v.name,
+                ",".join(v.aliases) or "-",
+                f"{v.parameters / 1e6:.1f} M",
+                entry.filename if entry else "(no lock entry)",
+                _human_bytes(entry.bytes) if entry and entry.bytes else "unknown",
+                entry.sha256[:12] if entry and entry.pinned else "unpinned",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -90,18 +97,37 @@ def variants(lock_path: Path | None) -> None:
 
 @cli.command()
 @click.argument("variant")
-@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("checkpoints"),
-              show_default=True, help="Directory to download into.")
-@click.option("--base-url", envvar="SAM2_ONNX_BASE_URL", show_envvar=True,
-              help="Mirror to download from; the lock's file name is appended to it.")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("checkpoints"),
+    show_default=True,
+    help="Directory to download into.",
+)
+@click.option(
+    "--base-url",
+    envvar="SAM2_ONNX_BASE_URL",
+    show_envvar=True,
+    help="Mirror to download from; the lock's file name is appended to it.",
+)
 @click.option("--pin", is_flag=True, help="Accept an entry with no digest and record what was downloaded in the lock.")
 @click.option("--force", is_flag=True, help="Replace an existing file that does not match the lock.")
-@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Lock file to use (default: checkpoints.lock in the repo).")
-@click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True,
-              help="Resume attempts after a dropped connection.")
-def fetch(variant: str, dest: Path, base_url: str | None, pin: bool, force: bool,
-          lock_path: Path | None, retries: int) -> None:
+@click.option(
+    "--lock",
+    "lock_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Lock file to use (default: checkpoints.lock in the repo).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=3,
+    show_default=True,
+    help="Resume attempts after a dropped connection.",
+)
+def fetch(
+    variant: str, dest: Path, base_url: str | None, pin: bool, force: bool, lock_path: Path | None, retries: int
+) -> None:
     """Download VARIANT's official checkpoint, resuming, verifying size and sha256.
 
     VARIANT is a full name (sam2.1_hiera_tiny, sam2_hiera_large, ...) or an alias
@@ -109,8 +135,9 @@ def fetch(variant: str, dest: Path, base_url: str | None, pin: bool, force: bool
     """
     from .checkpoints.fetch import fetch as do_fetch
 
-    result = do_fetch(variant, dest, base_url=base_url, pin=pin, force=force, lock_path=lock_path,
-                      progress=True, retries=retries)
+    result = do_fetch(
+        variant, dest, base_url=base_url, pin=pin, force=force, lock_path=lock_path, progress=True, retries=retries
+    )
     verb = "downloaded" if result.downloaded else "already present, verified"
     if result.resumed_from:
         verb += f" (resumed at {result.resumed_from} bytes)"
@@ -139,8 +166,12 @@ def inspect_cmd(checkpoint: Path) -> None:
 @cli.command(name="random-checkpoint")
 @click.argument("variant")
 @click.option("--seed", type=int, default=0, show_default=True, help="torch.manual_seed before sam2's init.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the official-format checkpoint ({'model': state_dict}).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the official-format checkpoint ({'model': state_dict}).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     """Build VARIANT with seeded random weights and save it as an official checkpoint.
@@ -149,7 +180,7 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     a stand-in with the exact official keys and shapes. Same seed -> byte-identical file.
     """
     from .checkpoints.loading import random_model, save_checkpoint
-    from .variants import resolve
+    from .core.variants import resolve
 
     v = resolve(variant)
     refuse_overwrite(out, force)  # before the slow build; save_checkpoint checks again
@@ -162,43 +193,83 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
 
 @cli.command()
 @click.argument("variant")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              help="Official checkpoint to export (see `sam2-onnx fetch`).")
-@click.option("--random-weights", is_flag=True,
-              help="Export sam2's seeded random initialisation instead (testing without checkpoints).")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Official checkpoint to export (see `sam2-onnx fetch`).",
+)
+@click.option(
+    "--random-weights",
+    is_flag=True,
+    help="Export sam2's seeded random initialisation instead (testing without checkpoints).",
+)
 @click.option("--seed", type=int, help="Seed for --random-weights.  [default: 0]")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts"),
-              show_default=True, help="Writes OUT/<full variant name>/.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("artifacts"),
+    show_default=True,
+    help="Writes OUT/<full variant name>/.",
+)
 @click.option("--opset", type=int, help="ONNX opset, 16 to 20.  [default: the variant's, 17]")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim (keep the traced graphs as they are).")
-@click.option("--plain-graphs", is_flag=True,
-              help="Trace sam2's modules as written, without the faster export forms (same math; for A/B "
-                   "checks, and faster decoding of prompts with more than 9 points).")
-@click.option("--precision", default="fp32", show_default=True, metavar="LIST",
-              help="Comma-separated subset of fp32,fp16,int8; fp32 is always exported (the source).")
-@click.option("--calibration-images", type=click.Path(path_type=Path),
-              help="Folder of photos for static INT8 calibration.  [default: the bundled photos]")
+@click.option(
+    "--plain-graphs",
+    is_flag=True,
+    help="Trace sam2's modules as written, without the faster export forms (same math; for A/B "
+    "checks, and faster decoding of prompts with more than 9 points).",
+)
+@click.option(
+    "--precision",
+    default="fp32",
+    show_default=True,
+    metavar="LIST",
+    help="Comma-separated subset of fp32,fp16,int8; fp32 is always exported (the source).",
+)
+@click.option(
+    "--calibration-images",
+    type=click.Path(path_type=Path),
+    help="Folder of photos for static INT8 calibration.  [default: the bundled photos]",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
-def export(variant: str, checkpoint: Path | None, random_weights: bool, seed: int | None, out: Path,
-           opset: int | None, no_simplify: bool, plain_graphs: bool, precision: str,
-           calibration_images: Path | None, force: bool) -> None:
+def export(
+    variant: str,
+    checkpoint: Path | None,
+    random_weights: bool,
+    seed: int | None,
+    out: Path,
+    opset: int | None,
+    no_simplify: bool,
+    plain_graphs: bool,
+    precision: str,
+    calibration_images: Path | None,
+    force: bool,
+) -> None:
     """Export VARIANT's encoder and decoder graphs, checked, simplified and verified.
 
     Writes OUT/<variant>/encoder.onnx, decoder.onnx and manifest.json (alias `tiny` writes
     sam2.1_hiera_tiny/), plus encoder.fp16.onnx ... for each --precision asked for, each
     checked against the FP32 graph. Built in a hidden staging folder and renamed into place.
     """
-    from .export import export_variant
-    from .variants import resolve
+    from .core.variants import resolve
+    from .export.pipeline import export_variant
 
     if (checkpoint is None) == (not random_weights):
         raise click.UsageError("give exactly one of --checkpoint PATH or --random-weights")
     if seed is not None and not random_weights:
         raise click.UsageError("--seed only applies to --random-weights")
-    result = export_variant(resolve(variant), out, checkpoint=checkpoint,
-                            seed=(seed or 0) if random_weights else None, opset=opset,
-                            simplify=not no_simplify, fast=not plain_graphs, force=force,
-                            precisions=precision.split(","), calibration_images=calibration_images)
+    result = export_variant(
+        resolve(variant),
+        out,
+        checkpoint=checkpoint,
+        seed=(seed or 0) if random_weights else None,
+        opset=opset,
+        simplify=not no_simplify,
+        fast=not plain_graphs,
+        force=force,
+        precisions=precision.split(","),
+        calibration_images=calibration_images,
+    )
     click.echo(f"{result.folder}: exported in {sum(result.seconds.values()):.1f} s")
     for name, entry in result.manifest["files"].items():
         click.echo(f"  {name:<18} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")
@@ -227,20 +298,43 @@ def _parse_box(text: str) -> tuple[float, ...]:
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("--point", "points", multiple=True, metavar="X,Y[:LABEL]",
-              callback=lambda _c, _p, v: [_parse_point(t) for t in v],
-              help="A click in image pixels; LABEL 1 foreground (default), 0 background. Repeatable.")
-@click.option("--box", "boxes", multiple=True, metavar="X0,Y0,X1,Y1",
-              callback=lambda _c, _p, v: [_parse_box(t) for t in v],
-              help="A box in image pixels. Repeatable: several boxes (without points) are decoded as a batch.")
+@click.option(
+    "--point",
+    "points",
+    multiple=True,
+    metavar="X,Y[:LABEL]",
+    callback=lambda _c, _p, v: [_parse_point(t) for t in v],
+    help="A click in image pixels; LABEL 1 foreground (default), 0 background. Repeatable.",
+)
+@click.option(
+    "--box",
+    "boxes",
+    multiple=True,
+    metavar="X0,Y0,X1,Y1",
+    callback=lambda _c, _p, v: [_parse_box(t) for t in v],
+    help="A box in image pixels. Repeatable: several boxes (without points) are decoded as a batch.",
+)
 @click.option("--single-mask", is_flag=True, help="One mask per prompt (multimask_output=False).")
 @click.option("--precision", default="fp32", show_default=True, help="Which exported graphs to use.")
 @click.option("--threads", type=int, help="onnxruntime intra-op threads (default: all cores).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write mask PNGs, overlay.png and result.json into.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write mask PNGs, overlay.png and result.json into.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
-def predict(model_dir: Path, image: Path, points, boxes, single_mask: bool, precision: str,
-            threads: int | None, out: Path, force: bool) -> None:
+def predict(
+    model_dir: Path,
+    image: Path,
+    points,
+    boxes,
+    single_mask: bool,
+    precision: str,
+    threads: int | None,
+    out: Path,
+    force: bool,
+) -> None:
     """Segment IMAGE with the exported model in MODEL_DIR (no torch involved).
 
     Prints the scores; writes one PNG per mask, an overlay of the best mask per prompt with
@@ -257,8 +351,17 @@ def predict(model_dir: Path, image: Path, points, boxes, single_mask: bool, prec
     predictor = SAM2OnnxPredictor(model_dir, precision=precision, threads=threads)
     xy = [p[:2] for p in points] or None
     labels = [p[2] for p in points] or None
-    summary = predict_to_files(predictor, rgb, out, points=xy, labels=labels, boxes=boxes or None,
-                               multimask_output=not single_mask, force=force, source=str(image))
+    summary = predict_to_files(
+        predictor,
+        rgb,
+        out,
+        points=xy,
+        labels=labels,
+        boxes=boxes or None,
+        multimask_output=not single_mask,
+        force=force,
+        source=str(image),
+    )
     for p, (scores, best) in enumerate(zip(summary["scores"], summary["best"])):
         text = "  ".join(f"{'*' if c == best else ' '}{s:.4f}" for c, s in enumerate(scores))
         click.echo(f"prompt {p}: scores {text}   (* best)")
@@ -274,7 +377,7 @@ def _load_grids(path: Path | None):
 
     import numpy as np
 
-    from .errors import InputError
+    from .core.errors import InputError
 
     try:
         if path.suffix == ".npy":
@@ -290,14 +393,25 @@ def _load_grids(path: Path | None):
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="JSON file for the mask records.")
-@click.option("--overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw every mask in its own colour over the image into this PNG.")
-@click.option("--points-per-side", type=int,
-              help="Grid of points_per_side^2 single-click prompts.  [default: 32, none with --point-grids]")
-@click.option("--point-grids", type=click.Path(dir_okay=False, path_type=Path),
-              help="Explicit points in [0, 1]: .npy [N, 2], or .json list of [N, 2] lists, one per crop layer.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSON file for the mask records."
+)
+@click.option(
+    "--overlay",
+    "overlay_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw every mask in its own colour over the image into this PNG.",
+)
+@click.option(
+    "--points-per-side",
+    type=int,
+    help="Grid of points_per_side^2 single-click prompts.  [default: 32, none with --point-grids]",
+)
+@click.option(
+    "--point-grids",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Explicit points in [0, 1]: .npy [N, 2], or .json list of [N, 2] lists, one per crop layer.",
+)
 @click.option("--points-per-batch", type=int, default=64, show_default=True)
 @click.option("--pred-iou-thresh", type=float, default=0.8, show_default=True)
 @click.option("--stability-score-thresh", type=float, default=0.95, show_default=True)
@@ -308,18 +422,38 @@ def _load_grids(path: Path | None):
 @click.option("--crop-nms-thresh", type=float, default=0.7, show_default=True)
 @click.option("--crop-overlap-ratio", type=float, default=512 / 1500, show_default=True)
 @click.option("--crop-n-points-downscale-factor", type=int, default=1, show_default=True)
-@click.option("--min-mask-region-area", type=int, default=0, show_default=True,
-              help="Fill holes and remove specks up to this many low-res pixels.")
+@click.option(
+    "--min-mask-region-area",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Fill holes and remove specks up to this many low-res pixels.",
+)
 @click.option("--use-m2m", is_flag=True, help="One refinement step feeding each mask back in.")
 @click.option("--single-mask", is_flag=True, help="One mask per point (multimask_output=False).")
-@click.option("--output-mode", type=click.Choice(["coco_rle", "uncompressed_rle"]), default="coco_rle",
-              show_default=True, help="How segmentations are written in the JSON.")
+@click.option(
+    "--output-mode",
+    type=click.Choice(["coco_rle", "uncompressed_rle"]),
+    default="coco_rle",
+    show_default=True,
+    help="How segmentations are written in the JSON.",
+)
 @click.option("--precision", default="fp32", show_default=True, help="Which exported graphs to use.")
 @click.option("--threads", type=int, help="onnxruntime intra-op threads (default: all cores).")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
-def automask(model_dir: Path, image: Path, out: Path, overlay_path: Path | None, points_per_side: int | None,
-             point_grids: Path | None, precision: str, threads: int | None, single_mask: bool,
-             force: bool, **params) -> None:
+def automask(
+    model_dir: Path,
+    image: Path,
+    out: Path,
+    overlay_path: Path | None,
+    points_per_side: int | None,
+    point_grids: Path | None,
+    precision: str,
+    threads: int | None,
+    single_mask: bool,
+    force: bool,
+    **params,
+) -> None:
     """Segment everything in IMAGE without prompts (SAM 2's automatic mask generator, no torch).
 
     Parameters are the official SAM2AutomaticMaskGenerator's, with its defaults. Writes the
@@ -338,50 +472,93 @@ def automask(model_dir: Path, image: Path, out: Path, overlay_path: Path | None,
             refuse_overwrite(path, force)
     rgb = read_image(image)
     generator = SAM2OnnxAutomaticMaskGenerator(
-        model_dir, precision=precision, threads=threads, multimask_output=not single_mask,
+        model_dir,
+        precision=precision,
+        threads=threads,
+        multimask_output=not single_mask,
         points_per_side=32 if points_per_side is None and grids is None else points_per_side,
-        point_grids=grids, **params)
+        point_grids=grids,
+        **params,
+    )
     with tqdm(total=1, unit="step", desc="automask", leave=False) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        summary = automask_to_files(generator, rgb, out, overlay_path=overlay_path, force=force,
-                                    source=str(image), progress=progress)
+        summary = automask_to_files(
+            generator, rgb, out, overlay_path=overlay_path, force=force, source=str(image), progress=progress
+        )
     t = summary["timings_s"]
-    click.echo(f"{summary['count']} masks in {t['total']:.1f} s (encoder {t['encoder']:.1f} s, decoder "
-               f"{t['decoder']:.1f} s, masks {t['masks']:.1f} s) -> {out}"
-               + (f", {overlay_path}" if overlay_path else ""))
+    click.echo(
+        f"{summary['count']} masks in {t['total']:.1f} s (encoder {t['encoder']:.1f} s, decoder "
+        f"{t['decoder']:.1f} s, masks {t['masks']:.1f} s) -> {out}" + (f", {overlay_path}" if overlay_path else "")
+    )
 
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              help="The checkpoint the artifacts were exported from.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The checkpoint the artifacts were exported from.",
+)
 @click.option("--random-weights", is_flag=True, help="Rebuild the reference from seeded random weights.")
 @click.option("--seed", type=int, help="Seed for --random-weights.  [default: the manifest's]")
-@click.option("--images", "images", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Your own image, added to the samples. Repeatable.")
-@click.option("--samples", default="all", show_default=True,
-              help="Comma-separated bundled photos (chelsea, astronaut, coffee, camera, rocket, hubble, "
-                   "retina), 'all' or 'none'.")
-@click.option("--kinds", default="all", show_default=True, help="Comma-separated prompt kinds, or 'all'.")
+@click.option(
+    "--images",
+    "images",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your own image, added to the samples. Repeatable.",
+)
+@click.option(
+    "--samples",
+    default="all",
+    show_default=True,
+    help="Comma-separated bundled photos (chelsea, astronaut, coffee, camera, rocket, hubble, "
+    "retina), 'all' or 'none'.",
+)
+@click.option(
+    "--kinds",
+    default="all",
+    show_default=True,
+    help="Comma-separated prompt kinds (point, points, box, ...), 'all' or 'none'.",
+)
 @click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions to gate.")
-@click.option("--automask/--no-automask", default=True, show_default=True,
-              help="Also compare the automatic mask generator with the official one (at precisions "
-                   "whose gates define automask_* thresholds: fp32).")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where parity.json / parity.html go.  [default: MODEL_DIR]")
-def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed: int | None, images,
-           samples: str, kinds: str, precision: str, automask: bool, report_dir: Path | None) -> None:
+@click.option(
+    "--automask/--no-automask",
+    default=True,
+    show_default=True,
+    help="Also compare the automatic mask generator with the official one (at precisions "
+    "whose gates define automask_* thresholds: fp32).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where parity.json / parity.html go.  [default: MODEL_DIR]",
+)
+def parity(
+    model_dir: Path,
+    checkpoint: Path | None,
+    random_weights: bool,
+    seed: int | None,
+    images,
+    samples: str,
+    kinds: str,
+    precision: str,
+    automask: bool,
+    report_dir: Path | None,
+) -> None:
     """Compare MODEL_DIR's artifacts with the official PyTorch SAM 2 on real photos.
 
     Every (image, prompt kind) case is held to the gates in configs/<variant>.yaml. Writes
     parity.json and parity.html, records the verdict in the manifest, exits 0 only if every
     case passes (5 otherwise).
     """
-    from .errors import ParityFailed
-    from .parity.cases import KINDS, SAMPLES
+    from .core.errors import ParityFailed
+    from .parity.cases import parse_kinds, parse_samples
     from .parity.engine import run_parity
     from .parity.report import save_report
 
@@ -389,19 +566,28 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
         raise click.UsageError("give at most one of --checkpoint and --random-weights")
     if seed is not None and not random_weights:
         raise click.UsageError("--seed only applies to --random-weights")
-    names = {"all": list(SAMPLES), "none": []}.get(samples, [n for n in samples.split(",") if n])
+    names, kind_list = parse_samples(samples), parse_kinds(kinds)  # InputError: one line, exit 1
     if not names and not images:
         raise click.UsageError("no images: give --samples or --images")
-    kind_list = list(KINDS) if kinds == "all" else [k for k in kinds.split(",") if k]
     failed = []
     for prec in [p for p in precision.split(",") if p]:
         click.echo(f"parity {model_dir} ({prec}) vs official SAM2ImagePredictor", err=True)
-        result = run_parity(model_dir, prec, checkpoint=checkpoint, seed=seed, samples=names,
-                            images=list(images), kinds=kind_list, automask=automask)
+        result = run_parity(
+            model_dir,
+            prec,
+            checkpoint=checkpoint,
+            seed=seed,
+            samples=names,
+            images=list(images),
+            kinds=kind_list,
+            automask=automask,
+        )
         _, html_path = save_report(result, report_dir)
-        click.echo(f"{prec}: {'PASS' if result.passed else 'FAIL'}  {len(result.cases)} cases on "
-                   f"{len(result.images)} images, worst mask IoU {result.worst_iou:.6f}, "
-                   f"{result.seconds:.0f} s -> {html_path}")
+        click.echo(
+            f"{prec}: {'PASS' if result.passed else 'FAIL'}  {len(result.cases)} cases on "
+            f"{len(result.images)} images, worst mask IoU {result.worst_iou:.6f}, "
+            f"{result.seconds:.0f} s -> {html_path}"
+        )
         for line in result.failures():
             click.echo(f"  {line}", err=True)
         failed += [f"{prec} {line}" for line in result.failures()]
@@ -411,45 +597,92 @@ def parity(model_dir: Path, checkpoint: Path | None, random_weights: bool, seed:
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True,
-              help="Timed encoder calls per engine (decoder: 5x as many).")
-@click.option("--warmup", type=click.IntRange(0, 100), default=2, show_default=True,
-              help="Untimed calls of each graph before timing.")
-@click.option("--rounds", type=click.IntRange(1, 100), default=1, show_default=True,
-              help="Passes over the engines, alternating them in fresh processes; calls are pooled "
-                   "(steadier ratios on a machine whose speed drifts).")
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Timed encoder calls per engine (decoder: 5x as many).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(0, 100),
+    default=2,
+    show_default=True,
+    help="Untimed calls of each graph before timing.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Passes over the engines, alternating them in fresh processes; calls are pooled "
+    "(steadier ratios on a machine whose speed drifts).",
+)
 @click.option("--threads", type=click.IntRange(1, 1024), help="Threads for torch and onnxruntime (default: all cores).")
-@click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
-              help="Photo to encode.  [default: the bundled chelsea.jpg]")
-@click.option("--torch/--no-torch", "with_torch", default=True, show_default=True,
-              help="Include torch eager FP32 (needs torch and sam2).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Where bench.json / bench.png go.  [default: MODEL_DIR]")
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Photo to encode.  [default: the bundled chelsea.jpg]",
+)
+@click.option(
+    "--torch/--no-torch",
+    "with_torch",
+    default=True,
+    show_default=True,
+    help="Include torch eager FP32 (needs torch and sam2).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where bench.json / bench.png go.  [default: MODEL_DIR]",
+)
 @click.option("--force", is_flag=True, help="Replace an existing bench.json / bench.png.")
-def bench(model_dir: Path, runs: int, warmup: int, rounds: int, threads: int | None, image: Path | None,
-          with_torch: bool, out: Path | None, force: bool) -> None:
+def bench(
+    model_dir: Path,
+    runs: int,
+    warmup: int,
+    rounds: int,
+    threads: int | None,
+    image: Path | None,
+    with_torch: bool,
+    out: Path | None,
+    force: bool,
+) -> None:
     """Latency, bytes and peak RSS of torch eager FP32 and onnxruntime at every exported precision.
 
     Each engine runs in its own process, one after the other, with the same thread count, image
     and prompt. Prints a table; writes bench.json and bench.png.
     """
-    from .benchmark import BENCH_JSON, BENCH_PNG, describe, run_bench, save_bench, table
+    from .bench.benchmark import BENCH_JSON, BENCH_PNG, describe, run_bench, save_bench, table
 
     out = out or model_dir
     for name in (BENCH_JSON, BENCH_PNG):  # fail before minutes of timing, not after
         refuse_overwrite(out / name, force)
-    result = run_bench(model_dir, runs=runs, threads=threads, warmup=warmup, image=image, torch=with_torch,
-                       rounds=rounds, progress=lambda label: click.echo(f"[bench] {label} ...", err=True))
+    result = run_bench(
+        model_dir,
+        runs=runs,
+        threads=threads,
+        warmup=warmup,
+        image=image,
+        torch=with_torch,
+        rounds=rounds,
+        progress=lambda label: click.echo(f"[bench] {label} ...", err=True),
+    )
     json_path, png_path = save_bench(result, out, force=force)
     click.echo(f"{describe(result)}\n\n{table(result)}\nwrote {json_path} and {png_path}")
 
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="The release folder to create.")
-@click.option("--allow-random-weights", is_flag=True,
-              help="Release seeded random weights anyway (pipeline tests); the model card says so at the top.")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="The release folder to create."
+)
+@click.option(
+    "--allow-random-weights",
+    is_flag=True,
+    help="Release seeded random weights anyway (pipeline tests); the model card says so at the top.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing release folder.")
 def release(model_dir: Path, out: Path, allow_random_weights: bool, force: bool) -> None:
     """A hub-ready folder: ONNX + ORT-format graphs, operator config, model card, manifest, SHA256SUMS.
@@ -457,16 +690,23 @@ def release(model_dir: Path, out: Path, allow_random_weights: bool, force: bool)
     Refuses random weights (exit 6), any precision without a passing parity report (exit 6)
     and files that differ from the manifest (exit 3).
     """
-    from .release import build_release, verify_release
+    from .release.build import build_release, verify_release
 
     refuse_overwrite(out, force)
-    record = build_release(model_dir, out, allow_random_weights=allow_random_weights, force=force,
-                           progress=lambda msg: click.echo(f"[release] {msg} ...", err=True))
+    record = build_release(
+        model_dir,
+        out,
+        allow_random_weights=allow_random_weights,
+        force=force,
+        progress=lambda msg: click.echo(f"[release] {msg} ...", err=True),
+    )
     files = verify_release(out)
     worst = min(c["mask_iou_min"] for c in record["ort_format"]["check"].values())
-    click.echo(f"{out}: {len(files)} files + SHA256SUMS; precisions {', '.join(record['parity'])} "
-               f"(parity pass); .ort masks IoU min {worst:.6f} vs .onnx"
-               + ("; RANDOM WEIGHTS (stamped in README.md)" if record["random_weights"] else ""))
+    click.echo(
+        f"{out}: {len(files)} files + SHA256SUMS; precisions {', '.join(record['parity'])} "
+        f"(parity pass); .ort masks IoU min {worst:.6f} vs .onnx"
+        + ("; RANDOM WEIGHTS (stamped in README.md)" if record["random_weights"] else "")
+    )
 
 
 @cli.command()
@@ -475,7 +715,7 @@ def release(model_dir: Path, out: Path, allow_random_weights: bool, force: bool)
 @click.option("--dry-run", is_flag=True, help="Verify the folder and print the upload plan; upload nothing.")
 def push(release_dir: Path, repo_id: str, dry_run: bool) -> None:
     """Upload a release folder (checked against its SHA256SUMS) to the Hugging Face Hub."""
-    from .release import push_release
+    from .release.build import push_release
 
     push_release(release_dir, repo_id, dry_run=dry_run, echo=click.echo)
 

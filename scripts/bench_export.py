@@ -1,85 +1,10 @@
-"""Benchmark: export time and peak RSS per variant, written to JSON and the README's table.
+"""Benchmark: export time and peak RSS per variant, written to JSON and the table in docs/performance.md.
 
-Each variant is exported (random weights, seed 0, default options) in its own fresh
-``sam2-onnx export`` process, so its peak RSS is that process's alone (``wait4`` rusage).
+The entry point of ``exporter.bench.export_cost`` (its docstring and ``--help`` say more)."""
 
-    python scripts/bench_export.py [VARIANT ...] [--out DIR] [--no-readme]
-
-Defaults: all 8 variants, ``artifacts/bench``; results go to ``DIR/bench-export.json`` and
-replace the table between the ``bench:export`` markers in README.md.
-"""
-
-from __future__ import annotations
-
-import argparse
-import json
-import os
-import re
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-
-from benchlib import describe, machine, publish  # noqa: E402
-from exporter.manifest import read_manifest  # noqa: E402
-from exporter.variants import all_variants, resolve  # noqa: E402
-
-
-def bench_one(name: str, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "exporter.cli", "export", name, "--random-weights", "--seed", "0",
-           "--out", str(out), "--force"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"export {name} failed (exit {proc.returncode}):\n{log}")
-    manifest = read_manifest(out / name)
-    return {
-        "variant": name,
-        "wall_s": round(wall, 1),
-        "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 2),  # Linux reports KiB
-        "bytes": {f: e["bytes"] for f, e in manifest["files"].items()},
-        "simplification": {g: r["status"] for g, r in manifest["simplification"].items()},
-        "steps_s": {m.group(1).strip(): float(m.group(2))
-                    for m in re.finditer(r"\] (.+?)\s+([\d.]+) s", log)},
-    }
-
-
-def table(results: list[dict], info: dict) -> str:
-    lines = [f"Measured {describe(info)}, "
-             "random weights seed 0, opset 17, onnxsim on, one fresh process per variant.", "",
-             "| variant | export wall | peak RSS | encoder.onnx | decoder.onnx | simplified |",
-             "|---|---:|---:|---:|---:|---|"]
-    for r in results:
-        simp = "yes" if set(r["simplification"].values()) == {"applied"} else json.dumps(r["simplification"])
-        lines.append(f"| {r['variant']} | {r['wall_s']:.0f} s | {r['peak_rss_gb']:.1f} GB | "
-                     f"{r['bytes']['encoder.onnx'] / 1e6:.0f} MB | {r['bytes']['decoder.onnx'] / 1e6:.1f} MB | {simp} |")
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variants", nargs="*")
-    ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
-    ap.add_argument("--no-readme", action="store_true", help="Do not rewrite README.md's table.")
-    args = ap.parse_args(argv)
-    names = [resolve(v).name for v in args.variants] or [v.name for v in all_variants()]
-    info, results = machine(), []
-    for name in names:
-        print(f"[bench] export {name} ...", flush=True)
-        results.append(bench_one(name, args.out))
-        r = results[-1]
-        print(f"[bench] {name}: {r['wall_s']} s, peak RSS {r['peak_rss_gb']} GB", flush=True)
-    publish(args.out, "bench-export.json", {"machine": info, "results": results}, "export",
-            table(results, info), readme=not args.no_readme)
-    return 0
-
+from exporter.bench.export_cost import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The emulated CPUs the kernel-safety tests and scripts/bench_cpu_kinds.py run on (exporter/cpu.py):
+# The emulated CPUs the kernel-safety tests and scripts/bench_cpu_kinds.py run on (exporter/core/cpu.py):
 #   - QEMU user mode (Debian's qemu-user): qemu-x86_64 -cpu Haswell is an AVX2-only x86-64 CPU;
 #   - an ARM64 userland in .cache/emulators/arm64: Debian's arm64 Python 3.11 and its libraries
 #     (unpacked, not installed), the pinned numpy + onnxruntime aarch64 wheels, and the

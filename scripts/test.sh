@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: bootstraps ./.venv (idempotent), then runs pytest on tests/ and
 # parity_tests/. Extra arguments go to pytest (e.g. scripts/test.sh -k fetch).
+#   scripts/test.sh --fast   the unit tier only (contract, configs, lock, fetch, RLE, NMS, masks,
+#                            CLI parsing, manifest): tests marked neither export, parity nor slow
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 . scripts/bootstrap.sh
+if [[ "${1:-}" == "--fast" ]]; then
+    shift
+    exec python -m pytest -m "not export and not parity and not slow" "$@"
+fi
 # tests/test_kernel_safety.py runs INT8 layers on emulated CPUs (QEMU user mode): set up once.
 . scripts/emulators.sh
 exec python -m pytest "$@"

@@ -14,7 +14,30 @@ from pathlib import Path
 import pytest
 
 from exporter.checkpoints.loading import random_model, save_checkpoint
-from exporter.variants import resolve
+from exporter.core.variants import resolve
+
+# Tiers (``scripts/test.sh --fast`` runs what carries none of these marks): a test that uses a
+# fixture which builds a model, exports or releases is marked ``export``; the reference-parity
+# suite is ``parity``; other tests that take more than a few seconds say ``slow`` themselves.
+EXPORTING_FIXTURES = {
+    "random_checkpoint",
+    "exported",
+    "pair",
+    "ready",
+    "job",
+    "rerun",
+    "tiny",
+    "photo",
+    "emulated_runs",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if EXPORTING_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.export)
+        if item.path.parent.name == "parity_tests":
+            item.add_marker(pytest.mark.parity)
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +54,7 @@ def random_checkpoint(tmp_path_factory):
             save_checkpoint(model, path, random_seed=seed)
             made[key] = (path, source)
         return made[key]
+
     return make
 
 
@@ -41,7 +65,7 @@ def exported(tmp_path_factory):
 
     Tests must not modify the folder: later tests (and the parity suite) reuse it.
     """
-    from exporter.export import export_variant
+    from exporter.export.pipeline import export_variant
 
     folders: dict[tuple[str, str], Path] = {}
 
@@ -49,16 +73,19 @@ def exported(tmp_path_factory):
         key = (resolve(variant).name, precisions)
         if key not in folders:
             root = tmp_path_factory.mktemp("artifacts")
-            folders[key] = export_variant(resolve(key[0]), root, seed=0, precisions=precisions.split(","),
-                                          stream=None).folder
+            folders[key] = export_variant(
+                resolve(key[0]), root, seed=0, precisions=precisions.split(","), stream=None
+            ).folder
         return folders[key]
+
     return make
 
 
 def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     """The real ``sam2-onnx`` entry point in a fresh interpreter, as a user would run it."""
-    proc = subprocess.run([sys.executable, "-m", "exporter.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "exporter.cli", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"sam2-onnx {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc

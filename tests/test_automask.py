@@ -15,19 +15,26 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from sam2.utils import amg
 
-from exporter.errors import InputError
-from exporter.parity.automask import LADDER, SETTINGS, compare, match, masks_of, run_case
+from exporter.core.errors import InputError
+from exporter.core.variants import resolve
+from exporter.parity.automask import LADDER, SETTINGS, compare, masks_of, match, run_case
 from exporter.parity.engine import reference_predictor
 from exporter.parity.metrics import check
 from exporter.runtime import SAM2OnnxAutomaticMaskGenerator, SAM2OnnxPredictor
 from exporter.runtime.automask import AutomaskParams, crop_boxes, point_grid
-from exporter.runtime.masks import mask_boxes, near_crop_edge, nms, remove_small_regions, small_components, \
-    stability_score, torch_sort_descending
+from exporter.runtime.masks import (
+    mask_boxes,
+    near_crop_edge,
+    nms,
+    remove_small_regions,
+    small_components,
+    stability_score,
+    torch_sort_descending,
+)
 from exporter.runtime.rle import coco_decode, coco_rle, mask_to_rle, rle_area, rle_to_mask
-from exporter.variants import resolve
 from tests.fixtures import run_cli
-from sam2.utils import amg  # noqa: E402  (the official helpers this module reimplements)
 
 
 def _random_masks(rng, k: int, h: int, w: int) -> np.ndarray:
@@ -39,6 +46,7 @@ def _random_masks(rng, k: int, h: int, w: int) -> np.ndarray:
 
 
 # --- numpy pieces vs the official code -----------------------------------------------------
+
 
 def test_rle_matches_official_and_pycocotools():
     from pycocotools import mask as coco
@@ -52,7 +60,7 @@ def test_rle_matches_official_and_pycocotools():
         assert np.array_equal(rle_to_mask(rle), amg.rle_to_mask(want))
         assert rle_area(rle) == amg.area_from_rle(want) == mask.sum()
         compressed = coco_rle(rle)
-        assert compressed == amg.coco_encode_rle(want)          # pycocotools' encoder
+        assert compressed == amg.coco_encode_rle(want)  # pycocotools' encoder
         assert coco_decode(compressed["counts"]) == rle["counts"]
         assert np.array_equal(coco.decode({"size": compressed["size"], "counts": compressed["counts"].encode()}), mask)
         assert np.array_equal(rle_to_mask(compressed), mask)
@@ -128,9 +136,9 @@ def test_small_components_match_skimage():
 
 def test_remove_small_regions_fills_holes_and_drops_specks():
     logits = np.full((1, 40, 40), -1.0, np.float32)
-    logits[0, 5:30, 5:30] = 1.0          # a square ...
-    logits[0, 10:12, 10:12] = -1.0       # ... with a 4-pixel hole
-    logits[0, 35, 35] = 2.0              # and a 1-pixel speck outside it
+    logits[0, 5:30, 5:30] = 1.0  # a square ...
+    logits[0, 10:12, 10:12] = -1.0  # ... with a 4-pixel hole
+    logits[0, 35, 35] = 2.0  # and a 1-pixel speck outside it
     out = remove_small_regions(logits, max_area=4)
     assert (out[0, 10:12, 10:12] == 10.0).all() and out[0, 35, 35] == -10.0
     unchanged = np.ones_like(logits, bool)
@@ -141,20 +149,27 @@ def test_remove_small_regions_fills_holes_and_drops_specks():
 
 # --- parameters: every bad value is a clear InputError -------------------------------------
 
-@pytest.mark.parametrize("params, message", [
-    (dict(points_per_side=None), "exactly one of points_per_side and point_grids (got neither)"),
-    (dict(point_grids=[point_grid(4)]), "exactly one of points_per_side and point_grids (got both)"),
-    (dict(points_per_side=0), "points_per_side must be an integer >= 1"),
-    (dict(points_per_batch=0), "points_per_batch must be an integer >= 1"),
-    (dict(pred_iou_thresh=1.5), "pred_iou_thresh must be a number in [0, 1]"),
-    (dict(output_mode="png"), "output_mode must be one of binary_mask, uncompressed_rle, coco_rle"),
-    (dict(crop_n_layers=-1), "crop_n_layers must be an integer >= 0"),
-    (dict(points_per_side=2, crop_n_layers=2, crop_n_points_downscale_factor=2), "leaves no points in crop layer 2"),
-    (dict(points_per_side=None, point_grids=[np.zeros((4, 3))]), "point_grids[0] must be a non-empty [N, 2] array"),
-    (dict(points_per_side=None, point_grids=[point_grid(2) * 2]), "must hold x, y in [0, 1]"),
-    (dict(points_per_side=None, point_grids=[point_grid(2)], crop_n_layers=1), "list of crop_n_layers + 1 = 2"),
-    (dict(crop_overlap_ratio=1.0), "crop_overlap_ratio must be in [0, 1)"),
-])
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(points_per_side=None), "exactly one of points_per_side and point_grids (got neither)"),
+        (dict(point_grids=[point_grid(4)]), "exactly one of points_per_side and point_grids (got both)"),
+        (dict(points_per_side=0), "points_per_side must be an integer >= 1"),
+        (dict(points_per_batch=0), "points_per_batch must be an integer >= 1"),
+        (dict(pred_iou_thresh=1.5), "pred_iou_thresh must be a number in [0, 1]"),
+        (dict(output_mode="png"), "output_mode must be one of binary_mask, uncompressed_rle, coco_rle"),
+        (dict(crop_n_layers=-1), "crop_n_layers must be an integer >= 0"),
+        (
+            dict(points_per_side=2, crop_n_layers=2, crop_n_points_downscale_factor=2),
+            "leaves no points in crop layer 2",
+        ),
+        (dict(points_per_side=None, point_grids=[np.zeros((4, 3))]), "point_grids[0] must be a non-empty [N, 2] array"),
+        (dict(points_per_side=None, point_grids=[point_grid(2) * 2]), "must hold x, y in [0, 1]"),
+        (dict(points_per_side=None, point_grids=[point_grid(2)], crop_n_layers=1), "list of crop_n_layers + 1 = 2"),
+        (dict(crop_overlap_ratio=1.0), "crop_overlap_ratio must be in [0, 1)"),
+    ],
+)
 def test_bad_parameters_rejected(params, message):
     with pytest.raises(InputError) as err:
         AutomaskParams(**params)
@@ -163,12 +178,13 @@ def test_bad_parameters_rejected(params, message):
 
 # --- whole runs --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pair(exported):
     folder = exported("tiny")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from exporter.manifest import read_manifest
+        from exporter.core.manifest import read_manifest
 
         ref, _ = reference_predictor(read_manifest(folder))
     return ref, SAM2OnnxPredictor(folder)
@@ -186,21 +202,24 @@ def test_output_modes_agree_and_coco_matches_official(pair):
     image = skimage.data.chelsea()
     params = dict(SETTINGS["grid"], output_mode="coco_rle")
     metrics, _, (reference, mine), problems = run_case(ref, ours, image, params, min_masks=10)
-    assert not problems and metrics["automask_step"] == 0, metrics   # seed 0 keeps enough as declared
-    assert metrics["masks_ours"] >= 24, metrics                     # dozens, not a trivial handful
+    assert not problems and metrics["automask_step"] == 0, metrics  # seed 0 keeps enough as declared
+    assert metrics["masks_ours"] >= 24, metrics  # dozens, not a trivial handful
     assert metrics["automask_count_diff"] == 0 and metrics["automask_box_mismatches"] == 0, metrics
     assert metrics["automask_iou_min"] >= 0.999 and metrics["same_prompt_and_crop"] == len(mine), metrics
     assert all(isinstance(r["segmentation"]["counts"], str) for r in mine)
     identical = sum(mine[i]["segmentation"] == reference[j]["segmentation"] for i, j, _ in match(mine, reference))
-    assert identical >= 0.9 * len(mine)                             # same bytes for (nearly) every mask
-    by_mode = {mode: SAM2OnnxAutomaticMaskGenerator(ours, **dict(SETTINGS["grid"], output_mode=mode)).generate(image)
-               for mode in ("binary_mask", "uncompressed_rle")}
+    assert identical >= 0.9 * len(mine)  # same bytes for (nearly) every mask
+    by_mode = {
+        mode: SAM2OnnxAutomaticMaskGenerator(ours, **dict(SETTINGS["grid"], output_mode=mode)).generate(image)
+        for mode in ("binary_mask", "uncompressed_rle")
+    }
     binary = by_mode["binary_mask"]
     assert all(r["segmentation"].dtype == bool and r["segmentation"].shape == image.shape[:2] for r in binary)
-    for mode, records in by_mode.items():
+    for records in by_mode.values():
         assert [m.tolist() == b.tolist() for m, b in zip(masks_of(records), masks_of(mine))] == [True] * len(mine)
-        assert [{k: v for k, v in r.items() if k != "segmentation"} for r in records] == \
-               [{k: v for k, v in r.items() if k != "segmentation"} for r in mine]
+        assert [{k: v for k, v in r.items() if k != "segmentation"} for r in records] == [
+            {k: v for k, v in r.items() if k != "segmentation"} for r in mine
+        ]
     assert [r["area"] for r in binary] == [int(m.sum()) for m in masks_of(binary)]
 
 
@@ -248,10 +267,12 @@ def test_min_mask_region_area_and_progress(pair):
     calls = []
     base = dict(SETTINGS["grid"], points_per_side=4, points_per_batch=5)
     plain = SAM2OnnxAutomaticMaskGenerator(ours, **base).generate(image, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(i, 5) for i in range(1, 6)]                   # 1 encoder run + 4 batches of <= 5 points
+    assert calls == [(i, 5) for i in range(1, 6)]  # 1 encoder run + 4 batches of <= 5 points
     calls.clear()
-    SAM2OnnxAutomaticMaskGenerator(ours, **dict(base, crop_n_layers=1)).generate(image, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(i, 25) for i in range(1, 26)]                 # 5 crops x (1 encoder run + 4 batches)
+    SAM2OnnxAutomaticMaskGenerator(ours, **dict(base, crop_n_layers=1)).generate(
+        image, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(i, 25) for i in range(1, 26)]  # 5 crops x (1 encoder run + 4 batches)
     cleaned = SAM2OnnxAutomaticMaskGenerator(ours, **base, min_mask_region_area=400).generate(image)
     # random-weight masks are ragged: cleaning specks and holes changes them and their stability
     assert plain and cleaned and any(not np.array_equal(a, b) for a, b in zip(masks_of(plain), masks_of(cleaned)))
@@ -259,20 +280,39 @@ def test_min_mask_region_area_and_progress(pair):
 
 # --- command line ------------------------------------------------------------------------
 
+
 def test_cli_automask_writes_json_and_overlay(exported, tmp_path):
     from PIL import Image
 
     photo = tmp_path / "coffee.png"
     Image.fromarray(skimage.data.coffee()).save(photo)
     out, picture = tmp_path / "masks.json", tmp_path / "masks.png"
-    flags = ["--points-per-side", "4", "--pred-iou-thresh", "0.52", "--stability-score-thresh", "0.6",
-             "--stability-score-offset", "0.05", "--box-nms-thresh", "1.0"]
+    flags = [
+        "--points-per-side",
+        "4",
+        "--pred-iou-thresh",
+        "0.52",
+        "--stability-score-thresh",
+        "0.6",
+        "--stability-score-offset",
+        "0.05",
+        "--box-nms-thresh",
+        "1.0",
+    ]
     run_cli("automask", exported("tiny"), photo, "--out", out, "--overlay", picture, *flags, check=True)
     result = json.loads(out.read_text())
     assert result["count"] == len(result["masks"]) > 0 and result["params"]["points_per_side"] == 4
     assert result["params"]["output_mode"] == "coco_rle" and result["weights"] == "random"
     first = result["masks"][0]
-    assert set(first) == {"segmentation", "area", "bbox", "predicted_iou", "point_coords", "stability_score", "crop_box"}
+    assert set(first) == {
+        "segmentation",
+        "area",
+        "bbox",
+        "predicted_iou",
+        "point_coords",
+        "stability_score",
+        "crop_box",
+    }
     assert rle_to_mask(first["segmentation"]).sum() == first["area"]
     with Image.open(picture) as im:
         assert im.size == (600, 400) and len(set(im.convert("RGB").getdata())) > 100
@@ -288,11 +328,26 @@ def test_cli_automask_writes_json_and_overlay(exported, tmp_path):
     bad.write_bytes(b"not an image")
     proc = run_cli("automask", exported("tiny"), bad, "--out", tmp_path / "c.json")
     assert proc.returncode == 1 and "not a readable image" in proc.stderr and not (tmp_path / "c.json").exists()
-    proc = run_cli("automask", exported("tiny"), photo, "--out", tmp_path / "d.json", "--point-grids", grid,
-                   "--pred-iou-thresh", "0", "--stability-score-thresh", "0")
+    proc = run_cli(
+        "automask",
+        exported("tiny"),
+        photo,
+        "--out",
+        tmp_path / "d.json",
+        "--point-grids",
+        grid,
+        "--pred-iou-thresh",
+        "0",
+        "--stability-score-thresh",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr
-    assert {tuple(m["point_coords"][0]) for m in json.loads((tmp_path / "d.json").read_text())["masks"]} <= \
-        {(150.0, 100.0), (450.0, 100.0), (150.0, 300.0), (450.0, 300.0)}
+    assert {tuple(m["point_coords"][0]) for m in json.loads((tmp_path / "d.json").read_text())["masks"]} <= {
+        (150.0, 100.0),
+        (450.0, 100.0),
+        (150.0, 300.0),
+        (450.0, 300.0),
+    }
 
 
 def test_variant_configs_gate_automask_at_fp32():
@@ -318,10 +373,13 @@ def test_defaults_match_official_and_cli():
 
     ctx = click.Context(automask)
     cli = {p.name: p.get_default(ctx) for p in automask.params}
-    cli = {k: None if type(v).__name__ == "Sentinel" else v for k, v in cli.items()}   # click's "no default"
-    renamed = {"multimask_output": ("single_mask", False), "point_grids": ("point_grids", None),
-               "points_per_side": ("points_per_side", None)}    # None: 32 unless --point-grids is given
+    cli = {k: None if type(v).__name__ == "Sentinel" else v for k, v in cli.items()}  # click's "no default"
+    renamed = {
+        "multimask_output": ("single_mask", False),
+        "point_grids": ("point_grids", None),
+        "points_per_side": ("points_per_side", None),
+    }  # None: 32 unless --point-grids is given
     for name, default in ours.items():
         option, want = renamed.get(name, (name, default))
-        if name != "output_mode":                                   # JSON holds RLE only: coco_rle
+        if name != "output_mode":  # JSON holds RLE only: coco_rle
             assert cli[option] == want, name

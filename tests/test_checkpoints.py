@@ -10,11 +10,17 @@ import zipfile
 import pytest
 import torch
 
-from exporter.checkpoints.loading import (detect_variant, inspect_checkpoint, load_checkpoint,
-                                          random_model, read_checkpoint, state_dict_digest)
-from exporter.digests import sha256_file
-from exporter.errors import CheckpointError
-from exporter.variants import all_variants, resolve
+from exporter.checkpoints.loading import (
+    detect_variant,
+    inspect_checkpoint,
+    load_checkpoint,
+    random_model,
+    read_checkpoint,
+    state_dict_digest,
+)
+from exporter.core.digests import sha256_file
+from exporter.core.errors import CheckpointError
+from exporter.core.variants import all_variants, resolve
 
 ALL = [v.name for v in all_variants()]
 
@@ -32,12 +38,15 @@ def test_loads_every_variant_from_official_format(random_checkpoint, name):
     assert info.variant.name == name and info.problem is None and info.parameters == params
 
 
-@pytest.mark.parametrize("saved, requested", [
-    ("sam2_hiera_tiny", "sam2.1_hiera_tiny"),
-    ("sam2.1_hiera_tiny", "sam2_hiera_tiny"),
-    ("sam2.1_hiera_small", "sam2.1_hiera_large"),
-    ("sam2.1_hiera_base_plus", "sam2.1_hiera_tiny"),
-])
+@pytest.mark.parametrize(
+    "saved, requested",
+    [
+        ("sam2_hiera_tiny", "sam2.1_hiera_tiny"),
+        ("sam2.1_hiera_tiny", "sam2_hiera_tiny"),
+        ("sam2.1_hiera_small", "sam2.1_hiera_large"),
+        ("sam2.1_hiera_base_plus", "sam2.1_hiera_tiny"),
+    ],
+)
 def test_wrong_variant_names_the_real_one(random_checkpoint, saved, requested):
     path, _ = random_checkpoint(saved)
     with pytest.raises(CheckpointError, match=f"is a {saved} checkpoint, not {requested}"):
@@ -77,14 +86,17 @@ def _garbage(tmp_path, kind):
     return path
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("random-bytes", "neither a zip archive nor a pickle"),
-    ("empty", "empty file"),
-    ("code-pickle", "would import posix.system and run code"),
-    ("other-zip", "a zip archive, but not a PyTorch checkpoint"),
-    ("not-a-dict", "expected a dict with key 'model'"),
-    ("missing", "no such file"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("random-bytes", "neither a zip archive nor a pickle"),
+        ("empty", "empty file"),
+        ("code-pickle", "would import posix.system and run code"),
+        ("other-zip", "a zip archive, but not a PyTorch checkpoint"),
+        ("not-a-dict", "expected a dict with key 'model'"),
+        ("missing", "no such file"),
+    ],
+)
 def test_garbage_files_get_clear_errors(tmp_path, kind, message):
     path = _garbage(tmp_path, kind)
     with pytest.raises(CheckpointError, match=message) as info:

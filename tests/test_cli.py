@@ -34,6 +34,7 @@ def test_variants_table():
     assert len([line for line in lines if line.startswith("sam2")]) == 8
 
 
+@pytest.mark.export
 def test_random_checkpoint_is_reproducible_across_processes(tmp_path):
     a, b = tmp_path / "a" / "t.pt", tmp_path / "b" / "t.pt"
     out_a = run_cli("random-checkpoint", "tiny", "--seed", "7", "--out", a, check=True).stdout
@@ -55,6 +56,7 @@ def test_inspect_prints_variant_and_digest(random_checkpoint):
     assert source.state_dict_sha256 in out
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_without_traceback_unless_debug(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage" * 100)
@@ -74,6 +76,7 @@ def test_unknown_variant_exit_code():
 def test_unexpected_exceptions_are_one_line_too():
     """An exception no Sam2OnnxError describes (a library's, or a bug) still ends in one line
     naming the command, with exit 70; --debug lets the traceback through."""
+
     @cli.command("explode")
     def explode():
         raise IndexError("index 2 is out of bounds for dimension 1 with size 0\nmore detail")
@@ -81,9 +84,45 @@ def test_unexpected_exceptions_are_one_line_too():
     try:
         result = CliRunner().invoke(cli, ["explode"])
         assert result.exit_code == 70, result.output
-        assert result.output.strip() == ("error: explode: unexpected IndexError: index 2 is out of bounds for "
-                                         "dimension 1 with size 0 (rerun with --debug for the traceback)")
+        assert result.output.strip() == (
+            "error: explode: unexpected IndexError: index 2 is out of bounds for "
+            "dimension 1 with size 0 (rerun with --debug for the traceback)"
+        )
         debug = CliRunner().invoke(cli, ["--debug", "explode"])
         assert isinstance(debug.exception, IndexError)
     finally:
         del cli.commands["explode"]
+
+
+def test_sample_and_kind_lists_mean_the_same_everywhere():
+    """``--samples`` / ``--kinds`` of ``sam2-onnx parity`` and of the release job are parsed by
+    one function: 'all', 'none' and names, unknown names refused with the choices."""
+    from exporter.core.errors import InputError
+    from exporter.parity.cases import KINDS, SAMPLES, parse_kinds, parse_samples
+
+    assert parse_samples("all") == list(SAMPLES) and parse_kinds("all") == list(KINDS)
+    assert parse_samples("none") == [] and parse_kinds("none") == []
+    assert parse_samples(" coffee, chelsea,") == ["coffee", "chelsea"]
+    with pytest.raises(InputError, match="unknown prompt kind.s. pointz; known: point"):
+        parse_kinds("point,pointz")
+    proc = run_cli("parity", "/nonexistent", "--samples", "kittens")
+    assert proc.returncode == 1 and "unknown sample image(s) kittens" in proc.stderr
+
+
+def test_release_job_reads_the_lists_as_the_cli_does():
+    import subprocess
+    import sys
+
+    from exporter.core.checkout import ROOT
+
+    for args, message in (
+        (["--samples", "kittens"], "unknown sample image(s) kittens"),
+        (["--samples", "none"], "--samples none leaves parity no photos"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "release_job.py"), "tiny", "--random-weights", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr

@@ -17,16 +17,16 @@ import skimage.data
 import torch
 from sam2.utils.transforms import SAM2Transforms
 
-from exporter import contract as C
-from exporter import manifest as M
 from exporter.checkpoints.loading import load_checkpoint, random_model
-from exporter.digests import sha256_file
-from exporter.equivalence import cpu_session, rel_l2, run_graph
-from exporter.export import export_variant
-from exporter.graph_files import io_of, simplify_verified
-from exporter.graphs import ImageEncoder, PromptDecoder
-from exporter.sample_inputs import decoder_feed
-from exporter.variants import all_variants, resolve
+from exporter.checks.equivalence import cpu_session, rel_l2, run_graph
+from exporter.checks.sample_inputs import decoder_feed
+from exporter.core import contract as C
+from exporter.core import manifest as M
+from exporter.core.digests import sha256_file
+from exporter.core.variants import all_variants, resolve
+from exporter.export.onnx_steps import io_of, simplify_verified
+from exporter.export.pipeline import export_variant
+from exporter.wrappers import ImageEncoder, PromptDecoder
 
 from .fixtures import run_cli
 
@@ -50,9 +50,15 @@ def _decoder_feeds(features, prompts: int, points: int, seed: int) -> tuple[torc
     """L prompts of N points at random places; mask_input on every other prompt."""
     g = torch.Generator().manual_seed(seed)
     f0, f1, embed = (f[:1] for f in features)
-    return (embed, f0, f1, torch.rand(prompts, points, 2, generator=g) * C.IMAGE_SIZE,
-            torch.tensor(LABELS[points][:prompts], dtype=torch.float32),
-            torch.randn(prompts, 1, 256, 256, generator=g) * 4, (torch.arange(prompts) % 2).float())
+    return (
+        embed,
+        f0,
+        f1,
+        torch.rand(prompts, points, 2, generator=g) * C.IMAGE_SIZE,
+        torch.tensor(LABELS[points][:prompts], dtype=torch.float32),
+        torch.randn(prompts, 1, 256, 256, generator=g) * 4,
+        (torch.arange(prompts) % 2).float(),
+    )
 
 
 @pytest.mark.parametrize("name", [v.name for v in all_variants()])
@@ -92,14 +98,21 @@ def test_manifest_and_metadata(exported):
     assert set(manifest["versions"]) >= {"sam2", "torch", "onnx", "onnxruntime", "onnxsim"}
     _, source = random_model(resolve("tiny"), 0)
     assert {k: manifest["weights"][k] for k in ("source", "seed", "state_dict_sha256")} == {
-        "source": "random", "seed": 0, "state_dict_sha256": source.state_dict_sha256}
+        "source": "random",
+        "seed": 0,
+        "state_dict_sha256": source.state_dict_sha256,
+    }
     assert manifest["io"] == M.io_spec()
     assert manifest["io"]["decoder"]["inputs"][3]["shape"] == ["L", "N", 2]  # symbolic dims kept
     # traced in the fast forms: LayerNorm2d as one LayerNormalization (no strided channel
     # ReduceMean), predict_masks without per-prompt copies of the image (no Tile), and the
     # decoder's cross-attentions with their weights applied on the prompt side
-    assert manifest["options"]["fast_forms"] == ["layer_norm_2d", "predict_masks",
-                                                  "token_to_image_attention", "image_to_token_attention"]
+    assert manifest["options"]["fast_forms"] == [
+        "layer_norm_2d",
+        "predict_masks",
+        "token_to_image_attention",
+        "image_to_token_attention",
+    ]
     decoder_ops = {n.op_type for n in onnx.load(str(folder / C.DECODER_FILE)).graph.node}
     assert "ReduceMean" not in decoder_ops and "Tile" not in decoder_ops
     for role in M.GRAPHS:
@@ -123,8 +136,19 @@ def test_reexport_is_byte_identical_and_force_replaces(exported, tmp_path):
     proc = run_cli("export", "tiny", "--random-weights", "--out", tmp_path)
     assert proc.returncode == 1 and "already exists" in proc.stderr and "--force" in proc.stderr
     assert (tmp_path / first.name / "mine.txt").read_text() == "user data"
-    proc = run_cli("export", "tiny", "--random-weights", "--seed", "0", "--out", tmp_path, "--force",
-                   "--precision", "int8,fp16", check=True)
+    proc = run_cli(
+        "export",
+        "tiny",
+        "--random-weights",
+        "--seed",
+        "0",
+        "--out",
+        tmp_path,
+        "--force",
+        "--precision",
+        "int8,fp16",
+        check=True,
+    )
     assert "[15/15] publish" in proc.stderr  # one progress line per step
     second = tmp_path / first.name
     assert sorted(os.listdir(second)) == sorted(os.listdir(first))
@@ -135,12 +159,16 @@ def test_reexport_is_byte_identical_and_force_replaces(exported, tmp_path):
 
 def test_export_from_checkpoint_records_its_digest(random_checkpoint, tmp_path, photos):
     path, source = random_checkpoint("sam2_hiera_small", seed=3)
-    result = export_variant(resolve("sam2_hiera_small"), tmp_path, checkpoint=path, simplify=False, fast=False,
-                            stream=None)
+    result = export_variant(
+        resolve("sam2_hiera_small"), tmp_path, checkpoint=path, simplify=False, fast=False, stream=None
+    )
     weights = result.manifest["weights"]
     assert {k: weights[k] for k in ("source", "checkpoint_file", "checkpoint_sha256", "state_dict_sha256")} == {
-        "source": "checkpoint", "checkpoint_file": path.name, "checkpoint_sha256": sha256_file(path),
-        "state_dict_sha256": source.state_dict_sha256}
+        "source": "checkpoint",
+        "checkpoint_file": path.name,
+        "checkpoint_sha256": sha256_file(path),
+        "state_dict_sha256": source.state_dict_sha256,
+    }
     assert weights["random_weights_seed"] == 3  # the file says it holds seeded random weights
     assert result.manifest["simplification"]["encoder"]["status"] == "skipped"
     # fast=False (--plain-graphs): sam2's LayerNorm2d as written, still the official outputs
@@ -153,6 +181,7 @@ def test_export_from_checkpoint_records_its_digest(random_checkpoint, tmp_path, 
     assert float(np.abs(got[0]["masks"] - want[0].numpy()).max()) < 1e-4
 
 
+@pytest.mark.export
 def test_opset_16_exports_and_runs(tmp_path, photos):
     result = export_variant(resolve("tiny"), tmp_path, seed=1, opset=16, simplify=False, stream=None)
     assert result.manifest["opset"] == 16
@@ -189,6 +218,7 @@ def test_simplification_that_changes_outputs_is_rejected(exported, tmp_path):
 
 # --- bad input: one line, non-zero exit, nothing left at the final path ------------------------
 
+
 def _nothing_written(out: Path) -> bool:
     return not out.exists() or list(out.iterdir()) == []
 
@@ -202,6 +232,7 @@ def test_wrong_variant_checkpoint_is_refused(random_checkpoint, tmp_path):
     assert _nothing_written(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_garbage_checkpoint_with_force_keeps_the_previous_export(tmp_path):
     out = tmp_path / "out"
     (out / "sam2.1_hiera_tiny").mkdir(parents=True)
@@ -229,11 +260,43 @@ def test_unsupported_opset_is_refused(tmp_path, opset):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "exactly one of --checkpoint"),
-    (["--random-weights", "--checkpoint", "x.pt"], "exactly one of --checkpoint"),
-    (["--seed", "3", "--checkpoint", "x.pt"], "--seed only applies"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "exactly one of --checkpoint"),
+        (["--random-weights", "--checkpoint", "x.pt"], "exactly one of --checkpoint"),
+        (["--seed", "3", "--checkpoint", "x.pt"], "--seed only applies"),
+    ],
+)
 def test_usage_errors(tmp_path, args, message):
     proc = run_cli("export", "tiny", *args, "--out", tmp_path)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_current_export_rule(exported, tmp_path):
+    """One rule answers "is this export current?" for the benchmarks and the release job: the
+    same weights, the precisions asked (exactly, for a release), the same export forms, and
+    every file intact."""
+    import shutil
+
+    from exporter.export.current import checkpoint_weights, random_weights, stale_reason
+
+    folder = exported("tiny", "fp32,fp16,int8")
+    assert stale_reason(folder, random_weights(0), ["fp32", "fp16", "int8"], exact=True) is None
+    assert stale_reason(folder, random_weights(0), ["fp32"]) is None  # holds it, among others
+    assert "asked for fp32" in stale_reason(folder, random_weights(0), ["fp32"], exact=True)
+    assert "other weights (seed 0)" in stale_reason(folder, random_weights(1), ["fp32"])
+    assert "other weights" in stale_reason(folder, checkpoint_weights("ab" * 32), ["fp32"])
+    assert stale_reason(folder, random_weights(0), ["fp32"], fast=False) == "traced with other export forms"
+    assert "asked for fp32,int8" in stale_reason(exported("tiny"), random_weights(0), ["fp32", "int8"])
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy)
+    with open(copy / "decoder.onnx", "r+b") as f:  # one flipped byte: not the export it claims
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert "sha256" in stale_reason(copy, random_weights(0), ["fp32"])
+    assert "not a directory" in stale_reason(tmp_path / "nothing-here", random_weights(0), ["fp32"])
+    (tmp_path / "empty").mkdir()
+    assert "manifest.json: missing" in stale_reason(tmp_path / "empty", random_weights(0), ["fp32"])

@@ -13,7 +13,7 @@ import pytest
 
 from exporter.checkpoints.fetch import BASE_URL_ENV, checkpoint_url, fetch
 from exporter.checkpoints.lock import LockEntry, read_lock, write_lock
-from exporter.errors import DownloadError, IntegrityError, LockError, OutputExistsError
+from exporter.core.errors import DownloadError, IntegrityError, LockError, OutputExistsError
 
 PAYLOAD = random.Random(0).randbytes(3 * 1024 * 1024)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -48,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if srv.drops_left > 0:  # HTTP/1.0: returning closes the socket, short of Content-Length
             srv.drops_left -= 1
-            body = body[:srv.drop_after]
+            body = body[: srv.drop_after]
         self.wfile.write(body)
 
     def log_message(self, *args):
@@ -85,12 +85,15 @@ def server(tmp_path):
 @pytest.fixture
 def lock(tmp_path):
     path = tmp_path / "checkpoints.lock"
-    write_lock({
-        "sam2.1_hiera_tiny": LockEntry("sam2.1_hiera_tiny", f"https://example.invalid/{PINNED}",
-                                       PINNED, len(PAYLOAD), SHA),
-        "sam2_hiera_tiny": LockEntry("sam2_hiera_tiny", f"https://example.invalid/{UNPINNED}",
-                                     UNPINNED, 0, ""),
-    }, path)
+    write_lock(
+        {
+            "sam2.1_hiera_tiny": LockEntry(
+                "sam2.1_hiera_tiny", f"https://example.invalid/{PINNED}", PINNED, len(PAYLOAD), SHA
+            ),
+            "sam2_hiera_tiny": LockEntry("sam2_hiera_tiny", f"https://example.invalid/{UNPINNED}", UNPINNED, 0, ""),
+        },
+        path,
+    )
     return path
 
 
@@ -102,6 +105,7 @@ def get(server, lock, tmp_path, monkeypatch):
     def call(variant="sam2.1_hiera_tiny", **kw):
         kw = {"base_url": server.url, "lock_path": lock, "progress": False, "timeout": 5.0, **kw}
         return fetch(variant, tmp_path / "out", **kw)
+
     return call
 
 
@@ -274,13 +278,15 @@ def test_checkpoint_url_precedence(monkeypatch):
 def test_url_from_lock_entry(server, tmp_path, monkeypatch):
     monkeypatch.delenv(BASE_URL_ENV, raising=False)
     lock = tmp_path / "direct.lock"
-    write_lock({"sam2.1_hiera_tiny": LockEntry("sam2.1_hiera_tiny", f"{server.url}/{PINNED}",
-                                               PINNED, len(PAYLOAD), SHA)}, lock)
+    write_lock(
+        {"sam2.1_hiera_tiny": LockEntry("sam2.1_hiera_tiny", f"{server.url}/{PINNED}", PINNED, len(PAYLOAD), SHA)}, lock
+    )
     result = fetch("tiny", tmp_path / "out", lock_path=lock, progress=False, timeout=5.0)
     assert result.sha256 == SHA
 
 
 # --- the same through the real command line: messages and exit codes ---------------------
+
 
 def test_cli_fetch_success_and_exit_codes(server, lock, tmp_path, monkeypatch):
     from .fixtures import run_cli

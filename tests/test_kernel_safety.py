@@ -19,8 +19,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from exporter import cpu
-from exporter.errors import ExportError
+from exporter.core import cpu
+from exporter.core.errors import ExportError
 from exporter.precision import int8, kernel_safety
 from exporter.precision.kernel_safety import INT16
 
@@ -33,11 +33,16 @@ def _dense(tmp_path, seed: int = 0):
     rng = np.random.default_rng(seed)
     w = rng.uniform(-1, 1, size=(K, N)).astype(np.float32)
     b = rng.normal(size=N).astype(np.float32)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
-                               helper.make_node("Add", ["h", "b"], ["y"], name="bias")], "dense",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, K])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, N])],
-                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+            helper.make_node("Add", ["h", "b"], ["y"], name="bias"),
+        ],
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, K])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, N])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path / "dense.onnx"
@@ -98,11 +103,16 @@ def test_proof_reads_static_qdq_graphs(tmp_path):
 def test_proof_refuses_what_it_cannot_trace(tmp_path):
     """An integer layer whose activation comes from an op the proof does not know is not 'safe'."""
     w = np.full((K, N), 3, np.int8)
-    graph = helper.make_graph([helper.make_node("Cast", ["x"], ["q"], to=TensorProto.UINT8),
-                               helper.make_node("MatMulInteger", ["q", "w"], ["y"])], "odd",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, K])],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, [2, N])],
-                              [numpy_helper.from_array(w, "w")])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["q"], to=TensorProto.UINT8),
+            helper.make_node("MatMulInteger", ["q", "w"], ["y"]),
+        ],
+        "odd",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, K])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [2, N])],
+        [numpy_helper.from_array(w, "w")],
+    )
     path = tmp_path / "odd.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     proof = kernel_safety.analyse(path)
@@ -113,7 +123,7 @@ def test_build_refuses_unsafe_candidates(tmp_path):
     """Full-range int8 weights never ship, however accurate they are on this CPU."""
     src = _dense(tmp_path)
     feeds = [{"x": np.random.default_rng(2).uniform(0, 1, size=(8, K)).astype(np.float32)}]
-    from exporter.equivalence import Tolerance, run_graph
+    from exporter.checks.equivalence import Tolerance, run_graph
 
     reference = run_graph(src, feeds)
     loose = Tolerance(rel_l2=1.0)
@@ -132,7 +142,7 @@ _RUNNER = """
 import json, sys
 import numpy as np, onnxruntime as ort
 sys.path.insert(0, {root!r})
-from exporter import cpu
+from exporter.core import cpu
 data = np.load({npz!r})
 for name in json.loads({names!r}):
     sess = ort.InferenceSession({folder!r} + "/" + name + ".onnx", providers=["CPUExecutionProvider"])
@@ -150,10 +160,13 @@ KINDS = tuple(cpu.EMULATED)  # avx2, arm64, arm64-dotprod
 
 def _integer_layer(weight: np.ndarray, zero: np.ndarray, folder, name: str) -> np.ndarray:
     """MatMulInteger over ``weight`` [K, N] with zero points [N]: uint8 activations in, exact int32 out."""
-    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "w", "", "wz"], ["y"])], name,
-                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [16, K])],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, [16, N])],
-                              [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(zero, "wz")])
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w", "", "wz"], ["y"])],
+        name,
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [16, K])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [16, N])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(zero, "wz")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(folder / f"{name}.onnx"))
@@ -165,7 +178,9 @@ def _run(folder, names: list[str], tag: str, prefix: list[str]) -> dict:
     from pathlib import Path
 
     root = str(Path(cpu.__file__).resolve().parents[1])
-    code = _RUNNER.format(root=root, npz=str(folder / "feeds.npz"), names=json.dumps(names), folder=str(folder), tag=tag)
+    code = _RUNNER.format(
+        root=root, npz=str(folder / "feeds.npz"), names=json.dumps(names), folder=str(folder), tag=tag
+    )
     proc = subprocess.run((prefix or [sys.executable]) + ["-c", code], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -191,7 +206,8 @@ def emulated_runs(tmp_path_factory):
         names += [f"mm_{scheme}", f"dense_{scheme}"]
     zeros = np.zeros((16, K), np.uint8)
     exact["mm_adversarial"] = zeros.astype(np.int64) @ _integer_layer(
-        np.full((K, N), -128, np.int8), np.zeros(N, np.int8), folder, "mm_adversarial")
+        np.full((K, N), -128, np.int8), np.zeros(N, np.int8), folder, "mm_adversarial"
+    )
     proofs["mm_adversarial"] = kernel_safety.analyse(folder / "mm_adversarial.onnx")
     feeds["mm_adversarial:a"] = zeros
     names.append("mm_adversarial")
@@ -241,15 +257,15 @@ def test_release_proves_again_and_refuses_unsafe_or_unproved_int8(exported, tmp_
     manifest entry updated, so only the proof can tell), or a manifest without the proof, is refused."""
     import shutil
 
-    from exporter.errors import ReleaseRefused
-    from exporter.manifest import file_entry, read_manifest, write_manifest
-    from exporter.release import kernel_proofs
+    from exporter.core.errors import ReleaseRefused
+    from exporter.core.manifest import file_entry, read_manifest, write_manifest
+    from exporter.release.build import kernel_proofs
 
     folder = exported("tiny", "fp32,fp16,int8")
     manifest = read_manifest(folder)
     proofs = kernel_proofs(folder, manifest)
     assert list(proofs) == ["encoder.int8.onnx"] and proofs["encoder.int8.onnx"].startswith("kernel-safe: ")
-    from exporter.model_card import _int8_text  # the card's section: the proof, and where the check ran
+    from exporter.release.model_card import _int8_text  # the card's section: the proof, and where the check ran
 
     card = _int8_text(manifest, {"int8_kernel_proofs": proofs})
     assert card.startswith("## INT8 on every CPU") and proofs["encoder.int8.onnx"] in card

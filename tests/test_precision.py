@@ -14,16 +14,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from exporter.equivalence import Tolerance, run_graph
-from exporter.errors import ConfigError, ExportError
-from exporter.export import export_variant
-from exporter.manifest import read_manifest, verify_files
+from exporter.checks.equivalence import Tolerance, run_graph
+from exporter.core.errors import ConfigError, ExportError
+from exporter.core.manifest import read_manifest, verify_files
+from exporter.core.variants import resolve
+from exporter.export.pipeline import export_variant
 from exporter.parity.cases import sample_image
 from exporter.parity.metrics import iou
 from exporter.precision import fp16, int8
 from exporter.precision.calibration import calibration_images, minmax_ranges
 from exporter.runtime import SAM2OnnxPredictor
-from exporter.variants import resolve
 from tests.fixtures import run_cli
 
 ALL = "fp32,fp16,int8"
@@ -43,6 +43,7 @@ def _vi(name, shape):
 
 
 # ---------------------------------------------------------------- the exported artifacts
+
 
 def test_export_writes_every_precision_with_records(exported):
     folder = exported("tiny", ALL)
@@ -115,8 +116,17 @@ def test_runtime_loads_each_precision_close_to_fp32(exported, precision):
 def test_export_refuses_bad_precision_and_calibration_folder(tmp_path):
     proc = run_cli("export", "tiny", "--random-weights", "--out", tmp_path, "--precision", "fp32,bf16")
     assert proc.returncode == 1 and "use a comma-separated subset of fp32, fp16, int8" in proc.stderr
-    proc = run_cli("export", "tiny", "--random-weights", "--out", tmp_path, "--precision", "int8",
-                   "--calibration-images", tmp_path / "nowhere")
+    proc = run_cli(
+        "export",
+        "tiny",
+        "--random-weights",
+        "--out",
+        tmp_path,
+        "--precision",
+        "int8",
+        "--calibration-images",
+        tmp_path / "nowhere",
+    )
     assert proc.returncode == 1 and "not a directory" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
     (tmp_path / "empty").mkdir()
@@ -133,15 +143,21 @@ def test_incomplete_quantization_config_is_refused_before_work(tmp_path):
 
 # ---------------------------------------------------------------- FP16 conversion and search
 
+
 def test_fp16_search_pins_exactly_the_node_that_needs_float32(tmp_path):
     """A divisor of 1e5 has no float16 value (max 65504; the converter clamps such constants to
     1e4), so the search must keep that Div in FP32 - and nothing else."""
-    src = _save([helper.make_node("Mul", ["x", "k"], ["a"], name="scale"),
-                 helper.make_node("Div", ["a", "big"], ["y"], name="shrink"),
-                 helper.make_node("Add", ["y", "one"], ["z"], name="shift")],
-                [_vi("x", [64])], [_vi("z", [64])],
-                {"k": np.array(300, np.float32), "big": np.array(1e5, np.float32), "one": np.array(1, np.float32)},
-                tmp_path / "toy.onnx")
+    src = _save(
+        [
+            helper.make_node("Mul", ["x", "k"], ["a"], name="scale"),
+            helper.make_node("Div", ["a", "big"], ["y"], name="shrink"),
+            helper.make_node("Add", ["y", "one"], ["z"], name="shift"),
+        ],
+        [_vi("x", [64])],
+        [_vi("z", [64])],
+        {"k": np.array(300, np.float32), "big": np.array(1e5, np.float32), "one": np.array(1, np.float32)},
+        tmp_path / "toy.onnx",
+    )
     feeds = [{"x": np.linspace(0.5, 1.5, 64, dtype=np.float32)}]
     reference = run_graph(src, feeds)
     tol = Tolerance(rel_l2=1e-2)
@@ -159,9 +175,13 @@ def test_fp16_search_pins_exactly_the_node_that_needs_float32(tmp_path):
 
 def test_fp16_keeps_float32_io_when_an_output_is_read_inside(tmp_path):
     """The decoder's iou_predictions is both an output and an input of later nodes."""
-    src = _save([helper.make_node("Sigmoid", ["x"], ["p"], name="sig"),
-                 helper.make_node("Mul", ["p", "p"], ["q"], name="sq")],
-                [_vi("x", [8])], [_vi("p", [8]), _vi("q", [8])], {}, tmp_path / "toy.onnx")
+    src = _save(
+        [helper.make_node("Sigmoid", ["x"], ["p"], name="sig"), helper.make_node("Mul", ["p", "p"], ["q"], name="sq")],
+        [_vi("x", [8])],
+        [_vi("p", [8]), _vi("q", [8])],
+        {},
+        tmp_path / "toy.onnx",
+    )
     feeds = [{"x": np.linspace(-2, 2, 8, dtype=np.float32)}]
     ref = run_graph(src, feeds)
     fp16.build(src, tmp_path / "toy.fp16.onnx", feeds, ref, Tolerance(rel_l2=1e-2), [])
@@ -172,15 +192,23 @@ def test_fp16_keeps_float32_io_when_an_output_is_read_inside(tmp_path):
 
 # ---------------------------------------------------------------- INT8 preparation and calibration
 
+
 def _linear_toy(tmp_path):
     rng = np.random.default_rng(0)
     w1, b1 = rng.normal(size=(32, 16)).astype(np.float32), rng.normal(size=32).astype(np.float32)
     w2 = rng.normal(size=(8, 32)).astype(np.float32)
-    return _save([helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1, name="fc1"),
-                  helper.make_node("Relu", ["h"], ["r"], name="relu"),
-                  helper.make_node("Transpose", ["w2"], ["w2t"], perm=[1, 0], name="t"),
-                  helper.make_node("MatMul", ["r", "w2t"], ["y"], name="fc2")],
-                 [_vi("x", [4, 16])], [_vi("y", [4, 8])], {"w1": w1, "b1": b1, "w2": w2}, tmp_path / "lin.onnx")
+    return _save(
+        [
+            helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1, name="fc1"),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("Transpose", ["w2"], ["w2t"], perm=[1, 0], name="t"),
+            helper.make_node("MatMul", ["r", "w2t"], ["y"], name="fc2"),
+        ],
+        [_vi("x", [4, 16])],
+        [_vi("y", [4, 8])],
+        {"w1": w1, "b1": b1, "w2": w2},
+        tmp_path / "lin.onnx",
+    )
 
 
 def test_int8_prepare_makes_every_weight_reach_the_quantizer(tmp_path):
@@ -215,8 +243,13 @@ def test_minmax_ranges_match_numpy(tmp_path):
 
 def test_compress_constants_stores_large_floats_as_int8(tmp_path):
     big = np.random.default_rng(3).normal(size=(1, 4, 64, 64)).astype(np.float32)
-    src = _save([helper.make_node("Add", ["x", "pos"], ["y"], name="add")], [_vi("x", [1, 4, 64, 64])],
-                [_vi("y", [1, 4, 64, 64])], {"pos": big}, tmp_path / "pos.onnx")
+    src = _save(
+        [helper.make_node("Add", ["x", "pos"], ["y"], name="add")],
+        [_vi("x", [1, 4, 64, 64])],
+        [_vi("y", [1, 4, 64, 64])],
+        {"pos": big},
+        tmp_path / "pos.onnx",
+    )
     before = src.stat().st_size
     assert int8.compress_constants(src, min_elements=1000) == 1
     assert src.stat().st_size < 0.3 * before

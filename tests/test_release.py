@@ -17,7 +17,6 @@ import re
 import resource
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,29 +28,71 @@ import skimage.data
 import yaml
 from PIL import Image
 
-from exporter import contract as C
-from exporter.benchmark import run_bench, table
-from exporter.digests import sha256_file
+from exporter.bench.benchmark import run_bench, table
+from exporter.checks.sample_inputs import SAMPLE_PHOTO
+from exporter.core import contract as C
+from exporter.core.digests import sha256_file
 from exporter.parity.metrics import iou
 from exporter.runtime.transforms import preprocess
-from exporter.sample_inputs import SAMPLE_PHOTO
 
 from .fixtures import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANT = "sam2.1_hiera_tiny"
-JOB_OPTIONS = ["tiny", "--allow-random-weights", "--precision", "fp32", "--samples", "chelsea", "--kinds", "point",
-               "--no-automask", "--runs", "1", "--decoder-runs", "2", "--warmup", "0"]
-RELEASE_FILES = {"encoder.onnx", "decoder.onnx", "encoder.ort", "decoder.ort", "required_operators.config",
-                 "README.md", "manifest.json", "SHA256SUMS", "parity.json", "parity.html", "bench.json", "bench.png"}
+JOB_OPTIONS = [
+    "tiny",
+    "--allow-random-weights",
+    "--precision",
+    "fp32",
+    "--samples",
+    "chelsea",
+    "--kinds",
+    "point",
+    "--no-automask",
+    "--runs",
+    "1",
+    "--decoder-runs",
+    "2",
+    "--warmup",
+    "0",
+]
+RELEASE_FILES = {
+    "encoder.onnx",
+    "decoder.onnx",
+    "encoder.ort",
+    "decoder.ort",
+    "required_operators.config",
+    "README.md",
+    "manifest.json",
+    "SHA256SUMS",
+    "parity.json",
+    "parity.html",
+    "bench.json",
+    "bench.png",
+}
 STEP = re.compile(r"^(?P<name>\S.*?)\s{2,}(?P<status>ok|skipped|failed)\s+[\d.]+s\s{2}(?P<detail>.*)$")
 
 
 def _job(tmp: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``scripts/release.sh`` as CI runs it, writing only under ``tmp``."""
-    return subprocess.run(["bash", str(ROOT / "scripts" / "release.sh"), *JOB_OPTIONS, "--out", str(tmp / "art"),
-                           "--release-dir", str(tmp / "rel"), "--checkpoints", str(tmp / "ck"), *extra],
-                          capture_output=True, text=True, timeout=1200, env=os.environ | (env or {}))
+    return subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "release.sh"),
+            *JOB_OPTIONS,
+            "--out",
+            str(tmp / "art"),
+            "--release-dir",
+            str(tmp / "rel"),
+            "--checkpoints",
+            str(tmp / "ck"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=os.environ | (env or {}),
+    )
 
 
 def _steps(stdout: str) -> dict[str, tuple[str, str]]:
@@ -83,7 +124,7 @@ def _strict_configs(folder: Path) -> Path:
     for path in (ROOT / "configs").glob("*.yaml"):
         shutil.copy(path, folder / path.name)
     config = yaml.safe_load((folder / f"{VARIANT}.yaml").read_text())
-    config["parity"]["fp32"]["mask_iou_min"] = 2.0
+    config.setdefault("parity", {}).setdefault("fp32", {})["mask_iou_min"] = 2.0  # over defaults.yaml
     (folder / f"{VARIANT}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
 
@@ -94,14 +135,17 @@ def job(tmp_path_factory):
     art, release = tmp / "art" / VARIANT, tmp / "rel" / VARIANT
     failed = _job(tmp, env={"SAM2_ONNX_CONFIGS": str(_strict_configs(tmp / "strict_configs"))})
     assert (art / "manifest.json").is_file(), failed.stdout + failed.stderr
-    state = SimpleNamespace(release_after_failure=sorted((tmp / "rel").glob("*")) if (tmp / "rel").exists() else [],
-                            bench_after_failure=(art / "bench.json").exists())
+    state = SimpleNamespace(
+        release_after_failure=sorted((tmp / "rel").glob("*")) if (tmp / "rel").exists() else [],
+        bench_after_failure=(art / "bench.json").exists(),
+    )
     failed_folder = tmp / "failed" / VARIANT  # the model folder as the failed gate left it
     shutil.copytree(art, failed_folder)
     passed = _job(tmp)
     assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-3000:]
-    return SimpleNamespace(tmp=tmp, art=art, release=release, failed=failed, passed=passed,
-                           failed_folder=failed_folder, **vars(state))
+    return SimpleNamespace(
+        tmp=tmp, art=art, release=release, failed=failed, passed=passed, failed_folder=failed_folder, **vars(state)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +252,12 @@ def test_new_bench_settings_rebench_and_rerelease_only(job, tmp_path):
     proc = _job(tmp_path, "--runs", "2")  # after JOB_OPTIONS' --runs 1: argparse keeps the last
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert {name: s for name, (s, _) in _steps(proc.stdout).items()} == {
-        "fetch": "skipped", "export (fp32)": "skipped", "parity fp32": "skipped", "bench": "ok", "release": "ok"}
+        "fetch": "skipped",
+        "export (fp32)": "skipped",
+        "parity fp32": "skipped",
+        "bench": "ok",
+        "release": "ok",
+    }
     bench = json.loads((art / "bench.json").read_text())
     assert bench["settings"]["runs"] == 2 and [r["encoder"]["runs"] for r in bench["results"]] == [2, 2]
     assert sha256_file(release / "bench.json") == sha256_file(art / "bench.json")
@@ -224,7 +273,7 @@ def test_push_dry_run_prints_the_plan_without_huggingface_hub(job, rerun):
         assert re.search(rf"^  {re.escape(name)} +{size / 1e6:.1f} MB$", out, re.M), name
     assert "a real push would be refused" in out
     assert rerun.proc.returncode == 0 and _steps(out)["push"] == ("ok", f"dry run: {len(RELEASE_FILES)} files to me/x")
-    assert "exporter.release" in imports  # the import log is on ...
+    assert "exporter.release.build" in imports  # the import log is on ...
     assert "huggingface_hub" not in imports  # ... and never shows the hub client
 
 
@@ -258,21 +307,28 @@ def test_ort_copies_load_and_decode_the_same_masks(job):
         with open(release / f"{role}.ort", "rb") as f:
             assert f.read(8)[4:] == b"ORTM"  # an ORT flatbuffer, not a renamed .onnx
         for fmt in ("onnx", "ort"):
-            sessions[role, fmt] = ort.InferenceSession(str(release / f"{role}.{fmt}"),
-                                                       providers=["CPUExecutionProvider"])
+            sessions[role, fmt] = ort.InferenceSession(
+                str(release / f"{role}.{fmt}"), providers=["CPUExecutionProvider"]
+            )
         for io in ("get_inputs", "get_outputs"):
             names = {fmt: [v.name for v in getattr(sessions[role, fmt], io)()] for fmt in ("onnx", "ort")}
             assert names["ort"] == names["onnx"], (role, names)
     image = preprocess(skimage.data.astronaut())
-    coords = np.array([[[300, 200], [900, 800], [0, 0]], [[100, 150], [700, 900], [0, 0]],
-                       [[100, 150], [700, 900], [512, 512]]], np.float32)
+    coords = np.array(
+        [[[300, 200], [900, 800], [0, 0]], [[100, 150], [700, 900], [0, 0]], [[100, 150], [700, 900], [512, 512]]],
+        np.float32,
+    )
     labels = np.array([[1, 0, -1], [2, 3, -1], [2, 3, 1]], np.float32)
     outputs = {}
     for fmt in ("onnx", "ort"):
         feats = dict(zip(C.names(C.ENCODER_OUTPUTS), sessions["encoder", fmt].run(None, {"image": image})))
-        feed = {**feats, "point_coords": coords, "point_labels": labels,
-                "mask_input": np.zeros((3, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32),
-                "has_mask_input": np.zeros(3, np.float32)}
+        feed = {
+            **feats,
+            "point_coords": coords,
+            "point_labels": labels,
+            "mask_input": np.zeros((3, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32),
+            "has_mask_input": np.zeros(3, np.float32),
+        }
         masks, scores = sessions["decoder", fmt].run(["masks", "iou_predictions"], feed)
         feed |= {"mask_input": masks[:, :1], "has_mask_input": np.array([1, 0, 1], np.float32)}  # refine
         outputs[fmt] = [(masks, scores), tuple(sessions["decoder", fmt].run(["masks", "iou_predictions"], feed))]
@@ -289,7 +345,7 @@ def test_operator_config_covers_both_graphs(job, tmp_path):
     here from an ONNX-format save of the same optimisation, not from the ORT files themselves."""
     import onnxruntime as ort
 
-    from exporter.runtime.graphs import OPTIMIZATION
+    from exporter.runtime.sessions import OPTIMIZATION
 
     lines = (job.release / "required_operators.config").read_text().splitlines()
     # the header names the released files, not the folder they were built in
@@ -331,11 +387,14 @@ def _edit_report(folder: Path) -> None:
     (folder / "parity.json").write_text(json.dumps(report, indent=2))
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no parity", "fp32: no parity report in"),
-    ("failed parity", "fp32: parity failed (1 failing case(s))"),
-    ("edited report", "is missing or not the one the manifest recorded"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no parity", "fp32: no parity report in"),
+        ("failed parity", "fp32: parity failed (1 failing case(s))"),
+        ("edited report", "is missing or not the one the manifest recorded"),
+    ],
+)
 def test_release_refuses_without_a_passing_parity_report(job, tmp_path, case, message):
     if case == "failed parity":
         folder = job.failed_folder
@@ -373,8 +432,19 @@ def test_release_force_replaces_out_and_ships_the_recorded_report(job, tmp_path)
     manifest recorded), not the older parity.json still lying in the model folder."""
     folder, reports = tmp_path / VARIANT, tmp_path / "reports"
     shutil.copytree(job.art, folder)
-    run_cli("parity", folder, "--random-weights", "--samples", "chelsea", "--kinds", "box", "--no-automask",
-            "--report", reports, check=True)
+    run_cli(
+        "parity",
+        folder,
+        "--random-weights",
+        "--samples",
+        "chelsea",
+        "--kinds",
+        "box",
+        "--no-automask",
+        "--report",
+        reports,
+        check=True,
+    )
     assert sha256_file(reports / "parity.json") != sha256_file(folder / "parity.json")
     out = tmp_path / "r"
     out.mkdir()
@@ -403,11 +473,25 @@ def test_bench_json_schema_and_chart(job, tmp_path):
     assert proc.returncode == 0, proc.stderr
     # two rounds, alternating the engines, each engine in a fresh process per round
     assert re.findall(r"^\[bench\] (.*) \.\.\.$", proc.stderr, re.M) == [
-        f"round {i}/2: {e}" for i in (1, 2) for e in ("torch eager fp32", "onnxruntime fp32")]
+        f"round {i}/2: {e}" for i in (1, 2) for e in ("torch eager fp32", "onnxruntime fp32")
+    ]
     bench = json.loads((out / "bench.json").read_text())
     manifest = json.loads((job.art / "manifest.json").read_text())
-    assert {"schema", "schema_version", "variant", "weights", "artifacts_sha256", "machine", "threads", "warmup",
-            "rounds", "settings", "image", "prompt", "results"} <= set(bench)
+    assert {
+        "schema",
+        "schema_version",
+        "variant",
+        "weights",
+        "artifacts_sha256",
+        "machine",
+        "threads",
+        "warmup",
+        "rounds",
+        "settings",
+        "image",
+        "prompt",
+        "results",
+    } <= set(bench)
     assert (bench["schema"], bench["schema_version"], bench["variant"]) == ("sam2-onnx/bench", 2, VARIANT)
     assert bench["settings"] == {"runs": 1, "decoder_runs": 5, "warmup": 0, "threads": os.cpu_count(), "rounds": 2}
     assert bench["weights"] == manifest["weights"]
@@ -436,11 +520,15 @@ def test_bench_json_schema_and_chart(job, tmp_path):
         assert (enc["min_ms"], enc["max_ms"]) == (min(enc["round_medians_ms"]), max(enc["round_medians_ms"]))
         assert enc["median_ms"] == pytest.approx(sum(enc["round_medians_ms"]) / 2, abs=1e-3)
         assert r["load_s"] > 0 and r["peak_rss_mb"] > 0
-        assert r["vs_torch"] == {g: pytest.approx(round(r[g]["median_ms"] / torch_r[g]["median_ms"], 3), abs=1e-9)
-                                 for g in ("encoder", "decoder")}
+        assert r["vs_torch"] == {
+            g: pytest.approx(round(r[g]["median_ms"] / torch_r[g]["median_ms"], 3), abs=1e-9)
+            for g in ("encoder", "decoder")
+        }
     assert torch_r["vs_torch"] == {"encoder": 1.0, "decoder": 1.0} and torch_r["bytes"] is None
-    assert ort_r["bytes"] == {"encoder": (job.art / "encoder.onnx").stat().st_size,
-                              "decoder": (job.art / "decoder.onnx").stat().st_size}
+    assert ort_r["bytes"] == {
+        "encoder": (job.art / "encoder.onnx").stat().st_size,
+        "decoder": (job.art / "decoder.onnx").stat().st_size,
+    }
     assert torch_r["torch_imported"] is True and ort_r["torch_imported"] is False  # onnxruntime runs torch-free
     assert ort_r["peak_rss_mb"] > ort_r["bytes"]["encoder"] / 2**20  # it holds the encoder's weights at least
     assert "| torch eager fp32 |" in proc.stdout and "| onnxruntime fp32 |" in proc.stdout
@@ -475,7 +563,7 @@ def test_ort_copies_of_every_precision_match_their_twins(exported, tmp_path):
     """FP16 and INT8 too: each .ort copy decodes exactly what its .onnx twin does at the level baked
     into the copy (at FP16, onnxruntime's "basic" and "all" levels already differ by a few pixels,
     which the parity gates judge), and no copy grows past ORT_GROWTH_MAX of its .onnx file."""
-    from exporter.release import ORT_GROWTH_MAX, check_ort_copies, convert_to_ort
+    from exporter.release.build import ORT_GROWTH_MAX, check_ort_copies, convert_to_ort
 
     src = exported("tiny", "fp32,fp16,int8")
     manifest = json.loads((src / "manifest.json").read_text())
@@ -485,7 +573,9 @@ def test_ort_copies_of_every_precision_match_their_twins(exported, tmp_path):
     assert sorted(levels) == sorted(Path(n).with_suffix(".ort").name for n in manifest["files"])
     assert set(levels.values()) <= {"basic", "disable"}
     for name in levels:
-        assert (tmp_path / name).stat().st_size <= ORT_GROWTH_MAX * (tmp_path / name).with_suffix(".onnx").stat().st_size
+        assert (tmp_path / name).stat().st_size <= ORT_GROWTH_MAX * (tmp_path / name).with_suffix(
+            ".onnx"
+        ).stat().st_size
     check = check_ort_copies(tmp_path, manifest, levels)
     assert sorted(check) == ["fp16", "fp32", "int8"]
     for precision, c in check.items():

@@ -22,12 +22,12 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 from sam2.utils.transforms import SAM2Transforms
 
 from exporter.checkpoints.loading import random_model
-from exporter.equivalence import rel_l2
+from exporter.checks.equivalence import rel_l2
+from exporter.core.errors import InputError, IntegrityError, ManifestError, NotReadyError
+from exporter.core.variants import resolve
 from exporter.parity.metrics import iou
-from exporter.errors import InputError, IntegrityError, ManifestError, NotReadyError
 from exporter.runtime import SAM2OnnxPredictor
 from exporter.runtime.transforms import preprocess, upsample_masks
-from exporter.variants import resolve
 
 from .fixtures import run_cli
 
@@ -67,9 +67,10 @@ def _cases(h: int, w: int) -> dict[str, dict]:
         "box + bg point": dict(box=box, point_coords=_scaled(h, w, [[0.6, 0.2]]), point_labels=[0]),
         "four boxes": dict(box=np.stack([box, box * 0.5, box * 0.9, np.r_[box[:2], box[:2] + 40]])),
         "border points": dict(point_coords=[[0, 0], [w - 1, h - 1], [w, h / 2]], point_labels=[1, 0, 1]),
-        "padded prompts": dict(point_coords=_scaled(h, w, [[[0.5, 0.4], [0.1, 0.9], [0.7, 0.7]],
-                                                           [[0.3, 0.3], [0.0, 0.0], [0.0, 0.0]]]),
-                               point_labels=[[1, 0, 1], [1, -1, -1]]),
+        "padded prompts": dict(
+            point_coords=_scaled(h, w, [[[0.5, 0.4], [0.1, 0.9], [0.7, 0.7]], [[0.3, 0.3], [0.0, 0.0], [0.0, 0.0]]]),
+            point_labels=[[1, 0, 1], [1, -1, -1]],
+        ),
         "logits": dict(point_coords=_scaled(h, w, [[0.3, 0.6]]), point_labels=[1], return_logits=True),
     }
 
@@ -114,10 +115,13 @@ def test_batch_of_two_images_matches_official(pair):
 def test_preprocess_equals_sam2_transforms():
     transforms = SAM2Transforms(resolution=1024, mask_threshold=0.0)
     rng = np.random.default_rng(0)
-    images = [skimage.data.chelsea(), skimage.data.astronaut(),
-              rng.integers(0, 256, (1200, 1800, 3), dtype=np.uint8),  # larger than 1024
-              rng.integers(0, 256, (37, 2000, 3), dtype=np.uint8),     # extreme aspect ratio
-              np.repeat(skimage.data.camera()[..., None], 3, axis=2)]  # grayscale photo as RGB
+    images = [
+        skimage.data.chelsea(),
+        skimage.data.astronaut(),
+        rng.integers(0, 256, (1200, 1800, 3), dtype=np.uint8),  # larger than 1024
+        rng.integers(0, 256, (37, 2000, 3), dtype=np.uint8),  # extreme aspect ratio
+        np.repeat(skimage.data.camera()[..., None], 3, axis=2),
+    ]  # grayscale photo as RGB
     for image in images:
         want = transforms(image)[None].numpy()
         assert float(np.abs(preprocess(image) - want).max()) <= 1e-5, image.shape
@@ -130,7 +134,7 @@ def test_upsampling_equals_interpolate():
         want = F.interpolate(logits, hw, mode="bilinear", align_corners=False).numpy()
         got = upsample_masks(logits.numpy(), hw)
         assert got.shape == want.shape and got.dtype == np.float32
-        assert float(np.abs(got - want).max()) <= 2e-5, hw   # a few float32 ulps at |logit| ~ 40
+        assert float(np.abs(got - want).max()) <= 2e-5, hw  # a few float32 ulps at |logit| ~ 40
 
 
 def test_gray_rgba_and_pil_inputs_are_converted(pair):
@@ -138,8 +142,13 @@ def test_gray_rgba_and_pil_inputs_are_converted(pair):
     gray = skimage.data.camera()[::2, ::2]
     rgb = np.repeat(gray[..., None], 3, axis=2)
     base = ours.embed(rgb).image_embed
-    for variant in (gray, gray[..., None], np.dstack([rgb, np.full(gray.shape, 7, np.uint8)]),
-                    Image.fromarray(gray), Image.fromarray(rgb).convert("RGBA")):
+    for variant in (
+        gray,
+        gray[..., None],
+        np.dstack([rgb, np.full(gray.shape, 7, np.uint8)]),
+        Image.fromarray(gray),
+        Image.fromarray(rgb).convert("RGBA"),
+    ):
         assert np.array_equal(ours.embed(variant).image_embed, base)
 
 
@@ -152,6 +161,7 @@ def test_stateless_decode_is_thread_safe(pair):
 
     def work(i):
         results[i] = ours.decode(embedding, **prompts[i])
+
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts))]
     for t in threads:
         t.start()
@@ -189,6 +199,7 @@ print("ok")
 
 # --- validation: every bad input is a clear error ------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ready(pair):
     _, ours = pair
@@ -196,37 +207,46 @@ def ready(pair):
     return ours
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(point_coords=[[np.nan, 3.0]], point_labels=[1]), "NaN or infinite"),
-    (dict(point_coords=[[np.inf, 3.0]], point_labels=[1]), "NaN or infinite"),
-    (dict(point_coords=[[1.0, 3.0]], point_labels=[2]), "must be 1 (foreground) or 0"),
-    (dict(point_coords=[[1.0, 3.0]], point_labels=[-1]), "must be 1 (foreground) or 0"),
-    (dict(point_coords=[[[1.0, 3.0]], [[2.0, 2.0]]], point_labels=[[1], [-1]]), "only padding"),
-    (dict(point_coords=[[1.0, 3.0], [4, 5]], point_labels=[1]), "point_labels has shape"),
-    (dict(point_coords=[[1.0, 3.0]]), "must be given together"),
-    (dict(point_coords=[1.0, 3.0, 4.0], point_labels=[1]), "point_coords must be"),
-    (dict(box=[50.0, 10, 20, 80]), "x1 >= x0"),
-    (dict(box=[10.0, 80, 50, 20]), "y1 >= y0"),
-    (dict(box=[10.0, 20, 30]), "box must be"),
-    (dict(box=[[1.0, 2, 30, 40], [1, 2, 30, 40]], point_coords=[[5.0, 5]], point_labels=[1]), "with several"),
-    (dict(point_coords=[[1.0, 3.0]], point_labels=[1], mask_input=np.zeros((1, 128, 128))), "mask_input must be"),
-    (dict(point_coords=[[1.0, 3.0]], point_labels=[1], mask_input=np.zeros((3, 1, 256, 256))), "mask_input must be"),
-    (dict(), "empty prompt"),
-    (dict(point_coords=np.zeros((0, 2)), point_labels=np.zeros(0)), "empty prompt"),
-    (dict(mask_input=np.zeros((1, 256, 256))), "empty prompt"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(point_coords=[[np.nan, 3.0]], point_labels=[1]), "NaN or infinite"),
+        (dict(point_coords=[[np.inf, 3.0]], point_labels=[1]), "NaN or infinite"),
+        (dict(point_coords=[[1.0, 3.0]], point_labels=[2]), "must be 1 (foreground) or 0"),
+        (dict(point_coords=[[1.0, 3.0]], point_labels=[-1]), "must be 1 (foreground) or 0"),
+        (dict(point_coords=[[[1.0, 3.0]], [[2.0, 2.0]]], point_labels=[[1], [-1]]), "only padding"),
+        (dict(point_coords=[[1.0, 3.0], [4, 5]], point_labels=[1]), "point_labels has shape"),
+        (dict(point_coords=[[1.0, 3.0]]), "must be given together"),
+        (dict(point_coords=[1.0, 3.0, 4.0], point_labels=[1]), "point_coords must be"),
+        (dict(box=[50.0, 10, 20, 80]), "x1 >= x0"),
+        (dict(box=[10.0, 80, 50, 20]), "y1 >= y0"),
+        (dict(box=[10.0, 20, 30]), "box must be"),
+        (dict(box=[[1.0, 2, 30, 40], [1, 2, 30, 40]], point_coords=[[5.0, 5]], point_labels=[1]), "with several"),
+        (dict(point_coords=[[1.0, 3.0]], point_labels=[1], mask_input=np.zeros((1, 128, 128))), "mask_input must be"),
+        (
+            dict(point_coords=[[1.0, 3.0]], point_labels=[1], mask_input=np.zeros((3, 1, 256, 256))),
+            "mask_input must be",
+        ),
+        (dict(), "empty prompt"),
+        (dict(point_coords=np.zeros((0, 2)), point_labels=np.zeros(0)), "empty prompt"),
+        (dict(mask_input=np.zeros((1, 256, 256))), "empty prompt"),
+    ],
+)
 def test_bad_prompts_are_refused(ready, kwargs, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ready.predict(**kwargs)
 
 
-@pytest.mark.parametrize("image, message", [
-    (np.zeros((10, 10, 3), np.float32), "must be uint8"),
-    (np.zeros((10, 10, 2), np.uint8), "must be HxW"),
-    (np.zeros((2, 10, 10, 3), np.uint8), "must be HxW"),
-    (np.zeros((0, 10, 3), np.uint8), "empty"),
-    ("photo.jpg", "numpy array or a PIL image"),
-])
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((10, 10, 3), np.float32), "must be uint8"),
+        (np.zeros((10, 10, 2), np.uint8), "must be HxW"),
+        (np.zeros((2, 10, 10, 3), np.uint8), "must be HxW"),
+        (np.zeros((0, 10, 3), np.uint8), "empty"),
+        ("photo.jpg", "numpy array or a PIL image"),
+    ],
+)
 def test_bad_images_are_refused(pair, image, message):
     with pytest.raises(InputError, match=message):
         pair[1].set_image(image)
@@ -280,6 +300,7 @@ def test_bad_model_folders_and_options(exported, tmp_path):
 
 # --- sam2-onnx predict ----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def photo_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("photos") / "coffee.jpg"
@@ -289,8 +310,20 @@ def photo_file(tmp_path_factory):
 
 def test_predict_cli_writes_masks_overlay_and_json(exported, photo_file, tmp_path):
     out = tmp_path / "pred"
-    proc = run_cli("predict", exported("tiny"), photo_file, "--point", "300,200", "--point", "50,350:0",
-                   "--box", "100,50,500,380", "--out", out, check=True)
+    proc = run_cli(
+        "predict",
+        exported("tiny"),
+        photo_file,
+        "--point",
+        "300,200",
+        "--point",
+        "50,350:0",
+        "--box",
+        "100,50,500,380",
+        "--out",
+        out,
+        check=True,
+    )
     assert "prompt 0: scores" in proc.stdout and "(* best)" in proc.stdout
     result = json.loads((out / "result.json").read_text())
     assert sorted(p.name for p in out.iterdir()) == sorted(result["files"])
@@ -302,8 +335,7 @@ def test_predict_cli_writes_masks_overlay_and_json(exported, photo_file, tmp_pat
     # the mask PNGs are the predictor's masks for the same prompt
     ours = SAM2OnnxPredictor(exported("tiny"))
     ours.set_image(np.asarray(Image.open(photo_file).convert("RGB")))
-    masks, scores, _ = ours.predict(point_coords=[[300, 200], [50, 350]], point_labels=[1, 0],
-                                    box=[100, 50, 500, 380])
+    masks, scores, _ = ours.predict(point_coords=[[300, 200], [50, 350]], point_labels=[1, 0], box=[100, 50, 500, 380])
     assert np.allclose(result["scores"][0], scores, atol=1e-6)
     assert np.array_equal(np.asarray(Image.open(out / "mask_1.png")) > 0, masks[1] > 0.5)
     overlay = Image.open(out / "overlay.png")
@@ -312,19 +344,33 @@ def test_predict_cli_writes_masks_overlay_and_json(exported, photo_file, tmp_pat
 
 def test_predict_cli_batch_of_boxes_and_single_mask(exported, photo_file, tmp_path):
     out = tmp_path / "boxes"
-    proc = run_cli("predict", exported("tiny"), photo_file, "--box", "10,10,200,150", "--box",
-                   "100,50,500,380", "--single-mask", "--out", out, check=True)
+    proc = run_cli(
+        "predict",
+        exported("tiny"),
+        photo_file,
+        "--box",
+        "10,10,200,150",
+        "--box",
+        "100,50,500,380",
+        "--single-mask",
+        "--out",
+        out,
+        check=True,
+    )
     assert "prompt 1:" in proc.stdout
     assert {"mask_0_0.png", "mask_1_0.png"} <= {p.name for p in out.iterdir()}
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--point", "3;4"], 2, "expected X,Y or X,Y:LABEL"),
-    (["--box", "1,2,3"], 2, "expected X0,Y0,X1,Y1"),
-    ([], 2, "give at least one --point or --box"),
-    (["--point", "3,4:7"], 1, "must be 1 (foreground) or 0"),
-    (["--box", "50,10,20,80"], 1, "x1 >= x0"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--point", "3;4"], 2, "expected X,Y or X,Y:LABEL"),
+        (["--box", "1,2,3"], 2, "expected X0,Y0,X1,Y1"),
+        ([], 2, "give at least one --point or --box"),
+        (["--point", "3,4:7"], 1, "must be 1 (foreground) or 0"),
+        (["--box", "50,10,20,80"], 1, "x1 >= x0"),
+    ],
+)
 def test_predict_cli_bad_prompts(exported, photo_file, tmp_path, args, code, message):
     proc = run_cli("predict", exported("tiny"), photo_file, *args, "--out", tmp_path / "o")
     assert proc.returncode == code and message in proc.stderr, proc.stderr
@@ -345,9 +391,9 @@ def test_predict_cli_bad_image_and_existing_output(exported, photo_file, tmp_pat
 def test_encoder_pool_does_not_spin_and_decoder_pool_does(exported):
     """Two sessions share the cores: the encoder's pool must not spin (it would slow the decoder
     that runs next), the decoder's may (its kernels are short). Read back from onnxruntime."""
-    from exporter.runtime.graphs import load_graphs
+    from exporter.runtime.sessions import load_sessions
 
-    graphs = load_graphs(exported("tiny"), threads=2)
+    sessions = load_sessions(exported("tiny"), threads=2)
     key = "session.intra_op.allow_spinning"
-    assert graphs.encoder.get_session_options().get_session_config_entry(key) == "0"
-    assert graphs.decoder.get_session_options().get_session_config_entry(key) == "1"
+    assert sessions.encoder.get_session_options().get_session_config_entry(key) == "0"
+    assert sessions.decoder.get_session_options().get_session_config_entry(key) == "1"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from exporter.checkpoints.lock import LockEntry, pin, read_lock, render_lock, write_lock
-from exporter.errors import ConfigError, LockError
-from exporter.variants import CONFIGS_ENV, all_variants, configs_dir, resolve
+from exporter.core.errors import ConfigError, LockError
+from exporter.core.variants import CONFIGS_ENV, all_variants, configs_dir, resolve
 
-FULL_NAMES = [f"{fam}_hiera_{size}" for fam in ("sam2", "sam2.1")
-              for size in ("tiny", "small", "base_plus", "large")]
+FULL_NAMES = [f"{fam}_hiera_{size}" for fam in ("sam2", "sam2.1") for size in ("tiny", "small", "base_plus", "large")]
 
 
 def test_every_variant_is_declared():
@@ -32,8 +31,11 @@ def test_config_fields(name):
     assert v.source == configs_dir() / f"{name}.yaml"
     assert v.image_size == 1024 and v.opset >= 17
     # the feature shapes follow from the image size: strides 16, 4 and 8
-    assert v.features == {"image_embed": (256, 64, 64), "high_res_feats_0": (32, 256, 256),
-                          "high_res_feats_1": (64, 128, 128)}
+    assert v.features == {
+        "image_embed": (256, 64, 64),
+        "high_res_feats_0": (32, 256, 256),
+        "high_res_feats_1": (64, 128, 128),
+    }
     for precision in ("fp32", "fp16", "int8"):
         gates = v.parity[precision]
         assert 0 < gates["mask_iou_min"] <= 1 and gates["max_flips_outside_band"] == 0
@@ -46,6 +48,48 @@ def test_bad_config_is_reported_with_its_file(tmp_path, monkeypatch):
     monkeypatch.setenv(CONFIGS_ENV, str(tmp_path))
     with pytest.raises(ConfigError, match=r"broken.yaml: missing key\(s\) size"):
         resolve("broken")
+
+
+def _configs_with(folder, tiny_config: dict):
+    """A configs folder: the repository's defaults.yaml and this tiny config."""
+    import shutil
+
+    import yaml
+
+    folder.mkdir()
+    shutil.copy(configs_dir() / "defaults.yaml", folder / "defaults.yaml")
+    (folder / "sam2.1_hiera_tiny.yaml").write_text(yaml.safe_dump(tiny_config))
+    return folder
+
+
+def test_variant_files_override_the_defaults_key_by_key(tmp_path, monkeypatch):
+    """A variant file holds only what differs: nested keys merge over defaults.yaml, the rest is
+    inherited, and a key the defaults do not have (a typo) is refused with its dotted path."""
+    import yaml
+
+    tiny = resolve("sam2.1_hiera_tiny")
+    config = yaml.safe_load((configs_dir() / "sam2.1_hiera_tiny.yaml").read_text())
+    monkeypatch.setenv(
+        CONFIGS_ENV, str(_configs_with(tmp_path / "a", {**config, "parity": {"int8": {"mask_iou_min": 0.5}}}))
+    )
+    merged = resolve("tiny")
+    assert merged.parity["int8"]["mask_iou_min"] == 0.5
+    assert {k: v for k, v in merged.parity["int8"].items() if k != "mask_iou_min"} == {
+        k: v for k, v in tiny.parity["int8"].items() if k != "mask_iou_min"
+    }
+    assert merged.parity["fp32"] == tiny.parity["fp32"] and merged.quantization == tiny.quantization
+    monkeypatch.setenv(
+        CONFIGS_ENV, str(_configs_with(tmp_path / "b", {**config, "parity": {"int8": {"mask_iou_mni": 0.5}}}))
+    )
+    with pytest.raises(ConfigError, match=r"unknown key parity\.int8\.mask_iou_mni"):
+        resolve("tiny")
+
+
+def test_large_keeps_its_own_float_steps():
+    """What differs per variant is what the variant files hold."""
+    steps = {name: resolve(name).quantization["int8"]["encoder"]["float_steps"] for name in ("tiny", "large")}
+    assert steps["tiny"] != steps["large"]
+    assert resolve("large").parity == resolve("tiny").parity
 
 
 def test_repo_lock_has_every_variant_with_official_urls():
@@ -70,14 +114,17 @@ def test_lock_round_trip_and_pin(tmp_path):
     assert render_lock(read_lock(path)) == path.read_text()  # canonical form is stable
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[a]\nurl = 'u'\n", "lacks filename, bytes, sha256"),
-    ("[a]\nurl='u'\nfilename='f'\nbytes=-1\nsha256=''\n", "non-negative"),
-    ("[a]\nurl='u'\nfilename='f'\nbytes=1\nsha256='xyz'\n", "64 hex digits"),
-    ("[a]\nurl='u'\nfilename='d/f'\nbytes=1\nsha256=''\n", "bare file name"),
-    ("[a\n", "not valid TOML"),
-    ("a = 1\n", "must be a table"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[a]\nurl = 'u'\n", "lacks filename, bytes, sha256"),
+        ("[a]\nurl='u'\nfilename='f'\nbytes=-1\nsha256=''\n", "non-negative"),
+        ("[a]\nurl='u'\nfilename='f'\nbytes=1\nsha256='xyz'\n", "64 hex digits"),
+        ("[a]\nurl='u'\nfilename='d/f'\nbytes=1\nsha256=''\n", "bare file name"),
+        ("[a\n", "not valid TOML"),
+        ("a = 1\n", "must be a table"),
+    ],
+)
 def test_malformed_lock(tmp_path, text, message):
     path = tmp_path / "bad.lock"
     path.write_text(text)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..digests import CHUNK, hash_file, sha256_file
-from ..errors import DownloadError, IntegrityError, LockError, OutputExistsError
-from ..variants import resolve
+from ..core.digests import CHUNK, hash_file, sha256_file
+from ..core.errors import DownloadError, IntegrityError, LockError, OutputExistsError
+from ..core.variants import resolve
 from .lock import LockEntry, lock_entry
 from .lock import pin as pin_entry
 
@@ -34,12 +34,12 @@ _USER_AGENT = "sam2-onnx-exporter"
 
 @dataclass(frozen=True)
 class FetchResult:
-    path: Path          # final file
+    path: Path  # final file
     bytes: int
     sha256: str
-    downloaded: bool    # False when an existing verified file was reused
-    pinned: bool        # True when this call recorded the digest into the lock
-    resumed_from: int   # bytes already in NAME.part when the download started (0 if fresh)
+    downloaded: bool  # False when an existing verified file was reused
+    pinned: bool  # True when this call recorded the digest into the lock
+    resumed_from: int  # bytes already in NAME.part when the download started (0 if fresh)
 
 
 class _Interrupted(Exception):
@@ -89,7 +89,8 @@ def _open(url: str, offset: int, timeout: float):
     except urllib.error.URLError as exc:
         raise DownloadError(
             f"{url}: cannot connect to {_host_port(url)} ({exc.reason}); "
-            f"check --base-url/${BASE_URL_ENV} or the network") from None
+            f"check --base-url/${BASE_URL_ENV} or the network"
+        ) from None
 
 
 def _total_from_416(resp) -> int | None:
@@ -136,16 +137,23 @@ def _transfer(url: str, part: Path, expected: int, timeout: float, bar: tqdm) ->
         return h.hexdigest()
 
 
-def _download(url: str, part: Path, expected: int, *, timeout: float, retries: int,
-              progress: bool) -> str:
+def _download(url: str, part: Path, expected: int, *, timeout: float, retries: int, progress: bool) -> str:
     """Fill ``part`` from ``url`` with resume and retries; returns its sha256."""
     offset = part.stat().st_size if part.exists() else 0
     restarted = False
     attempt = 0
     # delay: a request that fails at once (404, refused) prints its error line, not a bar
-    with tqdm(total=expected or None, initial=offset, unit="B", unit_scale=True,
-              unit_divisor=1024, desc=part.name.removesuffix(".part"), file=sys.stderr,
-              disable=not progress, delay=0.5) as bar:
+    with tqdm(
+        total=expected or None,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=part.name.removesuffix(".part"),
+        file=sys.stderr,
+        disable=not progress,
+        delay=0.5,
+    ) as bar:
         while True:
             before = part.stat().st_size if part.exists() else 0
             try:
@@ -162,7 +170,8 @@ def _download(url: str, part: Path, expected: int, *, timeout: float, retries: i
                     have = part.stat().st_size if part.exists() else 0
                     raise DownloadError(
                         f"{url}: transfer interrupted ({exc.__class__.__name__}: {exc}) after "
-                        f"{retries} retries; {have} bytes kept in {part}, rerun to resume") from None
+                        f"{retries} retries; {have} bytes kept in {part}, rerun to resume"
+                    ) from None
                 attempt += 1
                 # A drop after progress means the server is alive: resume at once. Otherwise
                 # back off a little so a briefly overloaded server is not hammered.
@@ -191,9 +200,18 @@ def _existing_matches(path: Path, entry: LockEntry) -> bool:
     return sha256_file(path) == entry.sha256
 
 
-def fetch(variant: str, dest: Path, *, base_url: str | None = None, pin: bool = False,
-          force: bool = False, lock_path: Path | None = None, progress: bool = True,
-          timeout: float = 30.0, retries: int = 3) -> FetchResult:
+def fetch(
+    variant: str,
+    dest: Path,
+    *,
+    base_url: str | None = None,
+    pin: bool = False,
+    force: bool = False,
+    lock_path: Path | None = None,
+    progress: bool = True,
+    timeout: float = 30.0,
+    retries: int = 3,
+) -> FetchResult:
     """Download ``variant``'s checkpoint into ``dest`` and verify it against the lock.
 
     ``pin`` records size and digest for an unpinned entry (an existing pin is only checked,
@@ -201,20 +219,24 @@ def fetch(variant: str, dest: Path, *, base_url: str | None = None, pin: bool = 
     """
     entry = lock_entry(resolve(variant).checkpoint, lock_path)
     if not entry.pinned and not pin:
-        raise LockError(f"{entry.variant}: the lock has no sha256 digest for it; rerun with "
-                        f"--pin to record the digest of the downloaded file")
+        raise LockError(
+            f"{entry.variant}: the lock has no sha256 digest for it; rerun with "
+            f"--pin to record the digest of the downloaded file"
+        )
     dest = Path(dest)
     final = dest / entry.filename
     if final.exists():
         if _existing_matches(final, entry):
             return FetchResult(final, final.stat().st_size, entry.sha256, False, False, 0)
         if not force:
-            raise OutputExistsError(f"{final}: exists and does not match the lock or cannot be "
-                                    f"verified; use --force to download again")
+            raise OutputExistsError(
+                f"{final}: exists and does not match the lock or cannot be verified; use --force to download again"
+            )
     url = checkpoint_url(entry, base_url)
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise DownloadError(f"{url}: only http:// and https:// URLs are supported; "
-                            f"check --base-url/${BASE_URL_ENV} or the lock")
+        raise DownloadError(
+            f"{url}: only http:// and https:// URLs are supported; check --base-url/${BASE_URL_ENV} or the lock"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     part = dest / (entry.filename + ".part")
     resumed_from = part.stat().st_size if part.exists() else 0

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from ..digests import sha256_file
-from ..errors import CheckpointError, refuse_overwrite
-from ..variants import Variant, all_variants
+from ..core.digests import sha256_file
+from ..core.errors import CheckpointError, refuse_overwrite
+from ..core.variants import Variant, all_variants
 
 # Keys that exist only in SAM 2.1 models (added with the 2.1 release's object-pointer changes).
 _SAM21_ONLY = "no_obj_embed_spatial"
@@ -39,11 +39,11 @@ StateDict = dict[str, torch.Tensor]
 class WeightsSource:
     """Where a model's weights came from, as recorded in manifests and reports."""
 
-    kind: str                    # "checkpoint" | "random"
-    state_dict_sha256: str       # digest of the tensors themselves (see state_dict_digest)
+    kind: str  # "checkpoint" | "random"
+    state_dict_sha256: str  # digest of the tensors themselves (see state_dict_digest)
     file_sha256: str | None = None
     path: str | None = None
-    seed: int | None = None      # random: its seed; checkpoint: the seed a random-weights file is marked with
+    seed: int | None = None  # random: its seed; checkpoint: the seed a random-weights file is marked with
 
 
 def state_dict_digest(sd: StateDict) -> str:
@@ -87,8 +87,10 @@ def _describe_load_failure(path: Path, exc: BaseException) -> str:
         return f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)"
     unsafe = [n for n in imports if not n.startswith(("torch.", "collections.OrderedDict"))]
     if unsafe:
-        return (f"{path}: refused: its pickle would import {unsafe[0]} and run code, which "
-                "weights-only loading forbids; only official checkpoints ({'model': state_dict}) load")
+        return (
+            f"{path}: refused: its pickle would import {unsafe[0]} and run code, which "
+            "weights-only loading forbids; only official checkpoints ({'model': state_dict}) load"
+        )
     return f"{path}: not a PyTorch checkpoint ({exc.__class__.__name__}: {text.splitlines()[0][:120]})"
 
 
@@ -119,8 +121,10 @@ def _read(path: Path) -> dict:
         raise CheckpointError(_describe_load_failure(path, exc)) from exc
     if not isinstance(obj, dict) or "model" not in obj:
         got = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path}: not an official SAM 2 checkpoint: expected a dict with key "
-                              f"'model' holding the state dict, got {got}")
+        raise CheckpointError(
+            f"{path}: not an official SAM 2 checkpoint: expected a dict with key "
+            f"'model' holding the state dict, got {got}"
+        )
     sd = obj["model"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
@@ -179,8 +183,9 @@ def _mismatch_summary(model_sd: StateDict, sd: StateDict) -> str:
         parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
     if shapes:
         k = shapes[0]
-        parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(sd[k].shape)} "
-                     f"vs model {tuple(model_sd[k].shape)})")
+        parts.append(
+            f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(sd[k].shape)} vs model {tuple(model_sd[k].shape)})"
+        )
     return ", ".join(parts)
 
 
@@ -191,8 +196,9 @@ def load_into(model: torch.nn.Module, variant: Variant, sd: StateDict, origin: s
     if summary:
         actual = detect_variant(sd)
         if actual is not None and actual.name != variant.name:
-            raise CheckpointError(f"{origin} is a {actual.name} checkpoint, not {variant.name}; "
-                                  f"use variant {actual.name}")
+            raise CheckpointError(
+                f"{origin} is a {actual.name} checkpoint, not {variant.name}; use variant {actual.name}"
+            )
         raise CheckpointError(f"{origin} does not match {variant.name}: {summary}")
     model.load_state_dict(sd, strict=True)
 
@@ -203,8 +209,13 @@ def load_checkpoint(variant: Variant, path: Path) -> tuple[torch.nn.Module, Weig
     sd, seed = obj["model"], obj.get(RANDOM_MARK)
     model = build_model(variant)
     load_into(model, variant, sd, str(path))
-    return model, WeightsSource("checkpoint", state_dict_digest(sd), sha256_file(path), str(path),
-                                seed=int(seed) if isinstance(seed, int) else None)
+    return model, WeightsSource(
+        "checkpoint",
+        state_dict_digest(sd),
+        sha256_file(path),
+        str(path),
+        seed=int(seed) if isinstance(seed, int) else None,
+    )
 
 
 def random_model(variant: Variant, seed: int = 0) -> tuple[torch.nn.Module, WeightsSource]:
@@ -219,8 +230,7 @@ def random_model(variant: Variant, seed: int = 0) -> tuple[torch.nn.Module, Weig
     return model, WeightsSource("random", state_dict_digest(model.state_dict()), seed=seed)
 
 
-def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False,
-                    random_seed: int | None = None) -> str:
+def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False, random_seed: int | None = None) -> str:
     """Write ``{"model": state_dict}`` atomically (official format); returns the file's sha256.
 
     ``random_seed``: the weights are :func:`random_model`'s for that seed; the file says so
@@ -245,13 +255,13 @@ def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False,
 class CheckpointInfo:
     path: Path
     variant: Variant | None
-    parameters: int            # elements of the model's nn.Parameters found in the file
+    parameters: int  # elements of the model's nn.Parameters found in the file
     tensors: int
-    elements: int              # all tensor elements, buffers included
+    elements: int  # all tensor elements, buffers included
     file_bytes: int
     file_sha256: str
     state_dict_sha256: str
-    problem: str | None        # why it does not load into the detected variant, if it does not
+    problem: str | None  # why it does not load into the detected variant, if it does not
 
 
 def inspect_checkpoint(path: Path) -> CheckpointInfo:
@@ -265,5 +275,14 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         model = build_model(variant)
         problem = _mismatch_summary(model.state_dict(), sd) or None
         parameters = sum(sd[n].numel() for n, _ in model.named_parameters() if n in sd)
-    return CheckpointInfo(Path(path), variant, parameters, len(sd), sum(t.numel() for t in sd.values()),
-                          Path(path).stat().st_size, sha256_file(path), state_dict_digest(sd), problem)
+    return CheckpointInfo(
+        Path(path),
+        variant,
+        parameters,
+        len(sd),
+        sum(t.numel() for t in sd.values()),
+        Path(path).stat().st_size,
+        sha256_file(path),
+        state_dict_digest(sd),
+        problem,
+    )

@@ -22,7 +22,8 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import LockError
+from ..core.checkout import ROOT
+from ..core.errors import LockError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 HEADER = """\
@@ -50,7 +51,7 @@ class LockEntry:
 
 def default_lock_path() -> Path:
     """``checkpoints.lock`` at the repository root."""
-    return Path(__file__).resolve().parents[2] / "checkpoints.lock"
+    return ROOT / "checkpoints.lock"
 
 
 def read_lock(path: Path | None = None) -> dict[str, LockEntry]:
@@ -69,8 +70,9 @@ def read_lock(path: Path | None = None) -> dict[str, LockEntry]:
         missing = [k for k in ("url", "filename", "bytes", "sha256") if k not in table]
         if missing:
             raise LockError(f"{path}: [{variant}] lacks {', '.join(missing)}")
-        entry = LockEntry(variant, str(table["url"]), str(table["filename"]),
-                          table["bytes"], str(table["sha256"]).lower())
+        entry = LockEntry(
+            variant, str(table["url"]), str(table["filename"]), table["bytes"], str(table["sha256"]).lower()
+        )
         if not isinstance(entry.bytes, int) or entry.bytes < 0:
             raise LockError(f"{path}: [{variant}] bytes must be a non-negative integer")
         if entry.sha256 and not _SHA256.match(entry.sha256):

@@ -31,12 +31,11 @@ import warnings
 
 import numpy as np
 
-from ..errors import one_line
+from ..core.errors import one_line
 from ..runtime.automask import SAM2OnnxAutomaticMaskGenerator
 from ..runtime.rle import rle_to_mask
 
-_LOWERED = dict(pred_iou_thresh=0.52, stability_score_thresh=0.6, stability_score_offset=0.05,
-                box_nms_thresh=1.0)
+_LOWERED = dict(pred_iou_thresh=0.52, stability_score_thresh=0.6, stability_score_offset=0.05, box_nms_thresh=1.0)
 # name -> generator parameters (shared by both generators)
 SETTINGS = {
     "grid": dict(points_per_side=8, **_LOWERED),
@@ -44,17 +43,29 @@ SETTINGS = {
 }
 # Lowered further, step by step, until the official generator keeps enough masks; the last step
 # turns both filters off (0 disables them in both generators), leaving NMS and crop edges.
-LADDER = ({}, dict(pred_iou_thresh=0.3, stability_score_thresh=0.3), dict(pred_iou_thresh=0.0, stability_score_thresh=0.0))
+LADDER = (
+    {},
+    dict(pred_iou_thresh=0.3, stability_score_thresh=0.3),
+    dict(pred_iou_thresh=0.0, stability_score_thresh=0.0),
+)
 # setting -> the sample photos it runs on (crops cost five encoder runs per photo)
 PHOTOS = {"grid": ("chelsea", "coffee"), "crops": ("chelsea",)}
-GATE_KEYS = ("automask_iou_min", "automask_count_diff", "automask_box_mismatches", "automask_area_rel_max",
-             "automask_score_abs", "automask_min_masks")
+GATE_KEYS = (
+    "automask_iou_min",
+    "automask_count_diff",
+    "automask_box_mismatches",
+    "automask_area_rel_max",
+    "automask_score_abs",
+    "automask_min_masks",
+)
 
 
 def masks_of(records: list[dict]) -> list[np.ndarray]:
     """[H, W] bool per record (binary or uncompressed RLE segmentations)."""
-    return [r["segmentation"] if isinstance(r["segmentation"], np.ndarray) else rle_to_mask(r["segmentation"])
-            for r in records]
+    return [
+        r["segmentation"] if isinstance(r["segmentation"], np.ndarray) else rle_to_mask(r["segmentation"])
+        for r in records
+    ]
 
 
 def match(ours: list[dict], reference: list[dict]) -> list[tuple[int, int, float]]:
@@ -63,7 +74,7 @@ def match(ours: list[dict], reference: list[dict]) -> list[tuple[int, int, float
         return []
     a = np.stack([m.ravel() for m in masks_of(ours)]).astype(np.float32)
     b = np.stack([m.ravel() for m in masks_of(reference)]).astype(np.float32)
-    inter = a @ b.T                                     # exact: counts < 2^24
+    inter = a @ b.T  # exact: counts < 2^24
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     pairs, used_a, used_b = [], set(), set()
@@ -80,18 +91,29 @@ def compare(ours: list[dict], reference: list[dict]) -> dict:
     """Metrics of one image: counts, matched IoU, box and area agreement, score differences."""
     pairs = match(ours, reference)
     box_mismatch = sum(ours[i]["bbox"] != reference[j]["bbox"] for i, j, _ in pairs)
-    area_rel = max((abs(ours[i]["area"] - reference[j]["area"]) / max(reference[j]["area"], 1)
-                    for i, j, _ in pairs), default=0.0)
-    score_abs = max((max(abs(ours[i][k] - reference[j][k]) for k in ("predicted_iou", "stability_score"))
-                     for i, j, _ in pairs), default=0.0)
-    same_prompt = sum(ours[i]["point_coords"] == reference[j]["point_coords"]
-                      and ours[i]["crop_box"] == reference[j]["crop_box"] for i, j, _ in pairs)
-    return {"masks_ours": len(ours), "masks_reference": len(reference), "automask_masks_matched": len(pairs),
-            "automask_count_diff": abs(len(ours) - len(reference)),
-            "automask_iou_min": min((p[2] for p in pairs), default=1.0 if not ours and not reference else 0.0),
-            "automask_box_mismatches": box_mismatch, "automask_area_rel_max": area_rel,
-            "automask_score_abs": score_abs, "same_prompt_and_crop": same_prompt,
-            "crops_with_masks": len({tuple(r["crop_box"]) for r in ours})}
+    area_rel = max(
+        (abs(ours[i]["area"] - reference[j]["area"]) / max(reference[j]["area"], 1) for i, j, _ in pairs), default=0.0
+    )
+    score_abs = max(
+        (max(abs(ours[i][k] - reference[j][k]) for k in ("predicted_iou", "stability_score")) for i, j, _ in pairs),
+        default=0.0,
+    )
+    same_prompt = sum(
+        ours[i]["point_coords"] == reference[j]["point_coords"] and ours[i]["crop_box"] == reference[j]["crop_box"]
+        for i, j, _ in pairs
+    )
+    return {
+        "masks_ours": len(ours),
+        "masks_reference": len(reference),
+        "automask_masks_matched": len(pairs),
+        "automask_count_diff": abs(len(ours) - len(reference)),
+        "automask_iou_min": min((p[2] for p in pairs), default=1.0 if not ours and not reference else 0.0),
+        "automask_box_mismatches": box_mismatch,
+        "automask_area_rel_max": area_rel,
+        "automask_score_abs": score_abs,
+        "same_prompt_and_crop": same_prompt,
+        "crops_with_masks": len({tuple(r["crop_box"]) for r in ours}),
+    }
 
 
 def reference_generator(ref_predictor, params: dict):
@@ -128,13 +150,18 @@ def run_case(ref_predictor, ours, image: np.ndarray, params: dict, min_masks: in
     t0 = time.perf_counter()
     reference, used, tries = reference_records(ref_predictor, image, params, min_masks)
     t1 = time.perf_counter()
-    problems = [f"the official generator raised {tries[-1]['error']} at the lowest settings"] if tries[-1]["error"] else []
+    problems = (
+        [f"the official generator raised {tries[-1]['error']} at the lowest settings"] if tries[-1]["error"] else []
+    )
     try:
         mine = SAM2OnnxAutomaticMaskGenerator(ours, **used).generate(image)
     except Exception as exc:
         mine = []
         problems.append(f"our generator raised {one_line(exc)}")
     t2 = time.perf_counter()
-    metrics = compare(mine, reference) | {"automask_step": tries[-1]["step"], "automask_params": used,
-                                          "automask_tries": tries}
+    metrics = compare(mine, reference) | {
+        "automask_step": tries[-1]["step"],
+        "automask_params": used,
+        "automask_tries": tries,
+    }
     return metrics, {"reference": t1 - t0, "ours": t2 - t1}, (reference, mine), problems

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import InputError
 from ..runtime.inputs import as_rgb, read_image
 
 # name -> skimage.data function; (H, W) in the comments
 SAMPLES = {
-    "chelsea": "chelsea",        # 300 x 451 cat
-    "astronaut": "astronaut",    # 512 x 512 portrait
-    "coffee": "coffee",          # 400 x 600 cup
-    "camera": "camera",          # 512 x 512 grayscale, converted to RGB
-    "rocket": "rocket",          # 427 x 640 launch
+    "chelsea": "chelsea",  # 300 x 451 cat
+    "astronaut": "astronaut",  # 512 x 512 portrait
+    "coffee": "coffee",  # 400 x 600 cup
+    "camera": "camera",  # 512 x 512 grayscale, converted to RGB
+    "rocket": "rocket",  # 427 x 640 launch
     "hubble": "hubble_deep_field",  # 872 x 1000
-    "retina": "retina",          # 1411 x 1411, larger than the 1024 input
+    "retina": "retina",  # 1411 x 1411, larger than the 1024 input
 }
 
 
@@ -35,8 +36,6 @@ def load_images(samples: list[str], paths: list[Path] = ()) -> dict[str, np.ndar
     """``{name: HxWx3 uint8}`` for the named samples, then the user's files (by file name)."""
     unknown = sorted(set(samples) - set(SAMPLES))
     if unknown:
-        from ..errors import InputError
-
         raise InputError(f"unknown sample image(s) {', '.join(unknown)}; known: {', '.join(SAMPLES)}")
     images = {name: sample_image(name) for name in samples}
     images.update({Path(p).name: read_image(p) for p in paths})
@@ -54,18 +53,59 @@ def _box(h: int, w: int, x0: float, y0: float, x1: float, y1: float) -> np.ndarr
 # kind -> (h, w) -> predict kwargs. "refine" additionally gets the reference's best logits.
 KINDS = {
     "point": lambda h, w: dict(point_coords=_px(h, w, [[0.5, 0.45]]), point_labels=[1]),
-    "point_single": lambda h, w: dict(point_coords=_px(h, w, [[0.5, 0.45]]), point_labels=[1],
-                                      multimask_output=False),
+    "point_single": lambda h, w: dict(point_coords=_px(h, w, [[0.5, 0.45]]), point_labels=[1], multimask_output=False),
     "fg_bg": lambda h, w: dict(point_coords=_px(h, w, [[0.45, 0.5], [0.1, 0.1]]), point_labels=[1, 0]),
     "box": lambda h, w: dict(box=_box(h, w, 0.2, 0.15, 0.8, 0.85)),
-    "box_bg": lambda h, w: dict(box=_box(h, w, 0.2, 0.15, 0.8, 0.85),
-                                point_coords=_px(h, w, [[0.75, 0.2]]), point_labels=[0]),
-    "four_boxes": lambda h, w: dict(box=np.stack([_box(h, w, 0.05, 0.05, 0.5, 0.5), _box(h, w, 0.5, 0.5, 0.95, 0.95),
-                                                  _box(h, w, 0.2, 0.1, 0.9, 0.6), _box(h, w, 0.0, 0.0, 1.0, 1.0)])),
+    "box_bg": lambda h, w: dict(
+        box=_box(h, w, 0.2, 0.15, 0.8, 0.85), point_coords=_px(h, w, [[0.75, 0.2]]), point_labels=[0]
+    ),
+    "four_boxes": lambda h, w: dict(
+        box=np.stack(
+            [
+                _box(h, w, 0.05, 0.05, 0.5, 0.5),
+                _box(h, w, 0.5, 0.5, 0.95, 0.95),
+                _box(h, w, 0.2, 0.1, 0.9, 0.6),
+                _box(h, w, 0.0, 0.0, 1.0, 1.0),
+            ]
+        )
+    ),
     "refine": lambda h, w: dict(point_coords=_px(h, w, [[0.5, 0.45], [0.3, 0.7]]), point_labels=[1, 1]),
     "border": lambda h, w: dict(point_coords=[[0.0, 0.0], [w - 1.0, h - 1.0], [w, h / 2]], point_labels=[1, 0, 1]),
-    "padding": lambda h, w: dict(point_coords=_px(h, w, [[[0.5, 0.45], [0.1, 0.1], [0.7, 0.6]],
-                                                        [[0.3, 0.6], [0.0, 0.0], [0.0, 0.0]],
-                                                        [[0.6, 0.3], [0.9, 0.9], [0.0, 0.0]]]),
-                                 point_labels=[[1, 0, 1], [1, -1, -1], [1, 0, -1]]),
+    "padding": lambda h, w: dict(
+        point_coords=_px(
+            h,
+            w,
+            [
+                [[0.5, 0.45], [0.1, 0.1], [0.7, 0.6]],
+                [[0.3, 0.6], [0.0, 0.0], [0.0, 0.0]],
+                [[0.6, 0.3], [0.9, 0.9], [0.0, 0.0]],
+            ],
+        ),
+        point_labels=[[1, 0, 1], [1, -1, -1], [1, 0, -1]],
+    ),
 }
+
+
+def _parse_names(text: str, known, what: str) -> list[str]:
+    """``"all"`` -> every known name in order, ``"none"`` -> [], else the comma-separated names,
+    each of which must be known (InputError names the first unknown ones and the choices)."""
+    text = text.strip()
+    if text == "all":
+        return list(known)
+    if text == "none":
+        return []
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}, 'all' or 'none'")
+    return names
+
+
+def parse_samples(text: str) -> list[str]:
+    """The ``--samples`` list of ``sam2-onnx parity`` and the release job: sample photo names."""
+    return _parse_names(text, SAMPLES, "sample image(s)")
+
+
+def parse_kinds(text: str) -> list[str]:
+    """The ``--kinds`` list of ``sam2-onnx parity`` and the release job: prompt kind names."""
+    return _parse_names(text, KINDS, "prompt kind(s)")

@@ -21,12 +21,12 @@ from typing import TextIO
 
 import numpy as np
 
-from ..benchmark import machine
-from ..errors import ParityError, one_line
-from ..manifest import read_manifest
+from ..core.cpu import machine
+from ..core.errors import ParityError, one_line
+from ..core.manifest import read_manifest
+from ..core.variants import resolve
 from ..runtime import SAM2OnnxPredictor
 from ..runtime.transforms import preprocess
-from ..variants import resolve
 from .automask import GATE_KEYS as AUTOMASK_GATES
 from .automask import PHOTOS as AUTOMASK_PHOTOS
 from .automask import SETTINGS as AUTOMASK_SETTINGS
@@ -38,12 +38,12 @@ from .metrics import check, decoder_metrics, encoder_metrics, max_abs
 @dataclass
 class CaseResult:
     image: str
-    kind: str                      # "encoder" (per image) or a prompt kind
+    kind: str  # "encoder" (per image) or a prompt kind
     metrics: dict
     failures: list[str]
     seconds: dict[str, float]
-    masks: tuple | None = None     # (reference, ours) best-mask logits [H, W], for the report
-    records: tuple | None = None   # automask cases: (reference, ours) mask records, for the report
+    masks: tuple | None = None  # (reference, ours) best-mask logits [H, W], for the report
+    records: tuple | None = None  # automask cases: (reference, ours) mask records, for the report
 
     @property
     def passed(self) -> bool:
@@ -60,9 +60,9 @@ class ParityResult:
     cases: list[CaseResult] = field(default_factory=list)
     images: dict[str, tuple[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
-    files: dict[str, dict] = field(default_factory=dict)   # role -> {file, bytes, precision}
-    sqnr: dict[str, list] = field(default_factory=dict)    # role -> per-layer rows (int8 only)
-    machine: dict = field(default_factory=dict)            # where it ran: CPU, features, int8 kernel (benchmark.machine)
+    files: dict[str, dict] = field(default_factory=dict)  # role -> {file, bytes, precision}
+    sqnr: dict[str, list] = field(default_factory=dict)  # role -> per-layer rows (int8 only)
+    machine: dict = field(default_factory=dict)  # where it ran: CPU, features, int8 kernel (core.cpu.machine)
 
     @property
     def passed(self) -> bool:
@@ -87,14 +87,19 @@ class ParityResult:
         enc_s = [c.seconds["ours"] for c in self.cases if c.kind == "encoder"]
         enc_l2 = [c.metrics["encoder_rel_l2"] for c in self.cases if "encoder_rel_l2" in c.metrics]
         every_pixel = [c.metrics["mask_iou_min_all"] for c in self.cases if "mask_iou_min_all" in c.metrics]
-        return {"precision": self.precision, "verdict": "pass" if self.passed else "fail",
-                "bytes": {role: f["bytes"] for role, f in self.files.items()},
-                "files": {role: f["file"] for role, f in self.files.items()},
-                "iou_min": self.worst_iou if ious else None, "iou_median": float(np.median(ious)) if ious else None,
-                "iou_min_all_pixels": min(every_pixel, default=None),
-                "logits_max_abs": max(logits, default=None), "encoder_rel_l2_max": max(enc_l2, default=None),
-                "automask_iou_min": min((c.metrics["automask_iou_min"] for c in self.automask_cases), default=None),
-                "encoder_ms_median": float(np.median(enc_s) * 1e3) if enc_s else None}
+        return {
+            "precision": self.precision,
+            "verdict": "pass" if self.passed else "fail",
+            "bytes": {role: f["bytes"] for role, f in self.files.items()},
+            "files": {role: f["file"] for role, f in self.files.items()},
+            "iou_min": self.worst_iou if ious else None,
+            "iou_median": float(np.median(ious)) if ious else None,
+            "iou_min_all_pixels": min(every_pixel, default=None),
+            "logits_max_abs": max(logits, default=None),
+            "encoder_rel_l2_max": max(enc_l2, default=None),
+            "automask_iou_min": min((c.metrics["automask_iou_min"] for c in self.automask_cases), default=None),
+            "encoder_ms_median": float(np.median(enc_s) * 1e3) if enc_s else None,
+        }
 
 
 def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: int | None = None):
@@ -107,22 +112,29 @@ def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: in
     variant, recorded = resolve(manifest["variant"]["name"]), manifest["weights"]
     if checkpoint is None and seed is None:
         if recorded["source"] != "random":
-            raise ParityError(f"the artifacts were exported from {recorded.get('checkpoint_file')}; "
-                              "pass the same file with --checkpoint")
+            raise ParityError(
+                f"the artifacts were exported from {recorded.get('checkpoint_file')}; "
+                "pass the same file with --checkpoint"
+            )
         seed = recorded["seed"]
     model, source = load_checkpoint(variant, checkpoint) if checkpoint is not None else random_model(variant, seed)
     if source.state_dict_sha256 != recorded["state_dict_sha256"]:
         given = f"checkpoint {checkpoint}" if checkpoint is not None else f"random weights seed {seed}"
-        raise ParityError(f"{given} has state-dict digest {source.state_dict_sha256[:12]}, but the artifacts "
-                          f"were exported from {recorded['state_dict_sha256'][:12]}; parity against "
-                          "different weights is refused")
+        raise ParityError(
+            f"{given} has state-dict digest {source.state_dict_sha256[:12]}, but the artifacts "
+            f"were exported from {recorded['state_dict_sha256'][:12]}; parity against "
+            "different weights is refused"
+        )
     return SAM2ImagePredictor(model), source
 
 
 def _features(ref) -> dict[str, np.ndarray]:
     f = ref._features
-    return {"high_res_feats_0": f["high_res_feats"][0].numpy(), "high_res_feats_1": f["high_res_feats"][1].numpy(),
-            "image_embed": f["image_embed"].numpy()}
+    return {
+        "high_res_feats_0": f["high_res_feats"][0].numpy(),
+        "high_res_feats_1": f["high_res_feats"][1].numpy(),
+        "image_embed": f["image_embed"].numpy(),
+    }
 
 
 def _best_masks(ref_out, our_out) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +145,20 @@ def _best_masks(ref_out, our_out) -> tuple[np.ndarray, np.ndarray]:
     return m_ref[0, best], m_ours[0, best]
 
 
-def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | None = None,
-               seed: int | None = None, samples: list[str] | None = None, images: list[Path] = (),
-               kinds: list[str] | None = None, keep_masks: bool = True, sqnr: bool = True,
-               automask: bool = False, stream: TextIO | None = sys.stderr) -> ParityResult:
+def run_parity(
+    model_dir: Path,
+    precision: str = "fp32",
+    *,
+    checkpoint: Path | None = None,
+    seed: int | None = None,
+    samples: list[str] | None = None,
+    images: list[Path] = (),
+    kinds: list[str] | None = None,
+    keep_masks: bool = True,
+    sqnr: bool = True,
+    automask: bool = False,
+    stream: TextIO | None = sys.stderr,
+) -> ParityResult:
     """Measure every (image, prompt kind) case; the result holds metrics, failures, timings.
 
     ``automask`` adds the automatic mask generator cases (``parity/automask.py``: its own
@@ -150,7 +172,7 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise ParityError(f"unknown prompt kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
-    gates = variant.parity[precision] if precision in variant.parity else None
+    gates = variant.parity.get(precision)
     if gates is None:
         raise ParityError(f"configs have no parity gates for precision {precision!r}")
     pictures = load_images(list(SAMPLES) if samples is None else samples, list(images))
@@ -158,9 +180,14 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sam2 scripts its transforms with torch.jit (deprecated)
         ref, source = reference_predictor(manifest, checkpoint, seed)
-    result = ParityResult(model_dir, variant.name, precision,
-                          {"source": source.kind, "seed": source.seed, "state_dict_sha256": source.state_dict_sha256},
-                          dict(gates), machine=machine())
+    result = ParityResult(
+        model_dir,
+        variant.name,
+        precision,
+        {"source": source.kind, "seed": source.seed, "state_dict_sha256": source.state_dict_sha256},
+        dict(gates),
+        machine=machine(),
+    )
     for name, image in pictures.items():
         h, w = image.shape[:2]
         result.images[name] = (h, w)
@@ -169,14 +196,21 @@ def run_parity(model_dir: Path, precision: str = "fp32", *, checkpoint: Path | N
             mine = [c for c in result.cases if c.image == name]
             worst = min(c.metrics.get("mask_iou_min", 1.0) for c in mine)  # this photo only
             failed = sum(not c.passed for c in mine)
-            stream.write(f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
-                         f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n")
+            stream.write(
+                f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
+                f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n"
+            )
             stream.flush()
     if automask and all(k in gates for k in AUTOMASK_GATES):
         _automask_cases(result, ref, ours, gates, stream)
-    result.files = {role: {"file": name, "bytes": manifest["files"][name]["bytes"],
-                           "precision": manifest["files"][name]["precision"]}
-                    for role, name in ours.graphs.files.items()}
+    result.files = {
+        role: {
+            "file": name,
+            "bytes": manifest["files"][name]["bytes"],
+            "precision": manifest["files"][name]["precision"],
+        }
+        for role, name in ours.sessions.files.items()
+    }
     if precision == "int8" and sqnr and pictures:
         result.sqnr = layer_sqnr(model_dir, result.files, next(iter(pictures.values())), stream)
     result.seconds = time.perf_counter() - t_start
@@ -192,8 +226,16 @@ def _attempt(who: str, fn):
         return None, f"{who} raised {one_line(exc)}"
 
 
-def _image_cases(result: ParityResult, name: str, image: np.ndarray, ref, ours: SAM2OnnxPredictor,
-                 kinds: list[str], gates: dict, keep_masks: bool) -> None:
+def _image_cases(
+    result: ParityResult,
+    name: str,
+    image: np.ndarray,
+    ref,
+    ours: SAM2OnnxPredictor,
+    kinds: list[str],
+    gates: dict,
+    keep_masks: bool,
+) -> None:
     """The encoder case and every prompt kind's case of one photo."""
     import torch
 
@@ -208,11 +250,15 @@ def _image_cases(result: ParityResult, name: str, image: np.ndarray, ref, ours: 
     t1 = time.perf_counter()
     embedding, our_error = _attempt("our encoder", lambda: ours.embed(image))
     t2 = time.perf_counter()
-    on_ref_input, input_error = (None, None) if error or our_error else \
-        _attempt("our encoder", lambda: ours.encode_tensor(x_ref))
+    on_ref_input, input_error = (
+        (None, None) if error or our_error else _attempt("our encoder", lambda: ours.encode_tensor(x_ref))
+    )
     problems = [e for e in (error, our_error, input_error) if e]
-    metrics = {} if problems else {"preprocess_max_abs": max_abs(preprocess(image), x_ref),
-                                   **encoder_metrics(on_ref_input, _features(ref))}
+    metrics = (
+        {}
+        if problems
+        else {"preprocess_max_abs": max_abs(preprocess(image), x_ref), **encoder_metrics(on_ref_input, _features(ref))}
+    )
     failures = (problems + [f"prompt kinds not run ({', '.join(kinds)})"]) if problems else check(metrics, gates)
     result.cases.append(CaseResult(name, "encoder", metrics, failures, {"reference": t1 - t0, "ours": t2 - t1}))
     if problems:
@@ -220,7 +266,7 @@ def _image_cases(result: ParityResult, name: str, image: np.ndarray, ref, ours: 
     for kind in kinds:
         kwargs = KINDS[kind](h=image.shape[0], w=image.shape[1])
 
-        def reference_predict():
+        def reference_predict(kind=kind, kwargs=kwargs):
             with torch.inference_mode():
                 if kind == "refine":  # feed back the reference's best low-res logits of a click
                     _, scores, low_res = ref.predict(**KINDS["point"](*image.shape[:2]))
@@ -230,17 +276,30 @@ def _image_cases(result: ParityResult, name: str, image: np.ndarray, ref, ours: 
         t0 = time.perf_counter()
         ref_out, error = _attempt("the official predictor", reference_predict)
         t1 = time.perf_counter()
-        our_out, our_error = (None, None) if error else \
-            _attempt("our decoder", lambda: ours.decode(embedding, **kwargs, return_logits=True))
+        our_out, our_error = (
+            (None, None)
+            if error
+            else _attempt("our decoder", lambda kwargs=kwargs: ours.decode(embedding, **kwargs, return_logits=True))
+        )
         t2 = time.perf_counter()
         if error or our_error:
-            result.cases.append(CaseResult(name, kind, {}, [error or our_error], {"reference": t1 - t0, "ours": t2 - t1}))
+            result.cases.append(
+                CaseResult(name, kind, {}, [error or our_error], {"reference": t1 - t0, "ours": t2 - t1})
+            )
             continue
-        metrics = decoder_metrics(our_out, ref_out, band=gates["flip_band"], score_tol=gates["score_abs"],
-                                  iou_band=gates.get("iou_band", 0.0))
-        result.cases.append(CaseResult(name, kind, metrics, check(metrics, gates),
-                                       {"reference": t1 - t0, "ours": t2 - t1},
-                                       _best_masks(ref_out, our_out) if keep_masks else None))
+        metrics = decoder_metrics(
+            our_out, ref_out, band=gates["flip_band"], score_tol=gates["score_abs"], iou_band=gates.get("iou_band", 0.0)
+        )
+        result.cases.append(
+            CaseResult(
+                name,
+                kind,
+                metrics,
+                check(metrics, gates),
+                {"reference": t1 - t0, "ours": t2 - t1},
+                _best_masks(ref_out, our_out) if keep_masks else None,
+            )
+        )
 
 
 def _automask_cases(result: ParityResult, ref, ours: SAM2OnnxPredictor, gates: dict, stream: TextIO | None) -> None:
@@ -248,27 +307,31 @@ def _automask_cases(result: ParityResult, ref, ours: SAM2OnnxPredictor, gates: d
     for setting, params in AUTOMASK_SETTINGS.items():
         for name in AUTOMASK_PHOTOS[setting]:
             image = sample_image(name)
-            metrics, seconds, records, problems = run_automask_case(ref, ours, image, params,
-                                                                    gates["automask_min_masks"])
-            case = CaseResult(name, f"automask:{setting}", metrics, problems + check(metrics, gates), seconds,
-                              records=records)
+            metrics, seconds, records, problems = run_automask_case(
+                ref, ours, image, params, gates["automask_min_masks"]
+            )
+            case = CaseResult(
+                name, f"automask:{setting}", metrics, problems + check(metrics, gates), seconds, records=records
+            )
             result.cases.append(case)
             result.images.setdefault(name, image.shape[:2])
             if stream is not None:
                 lowered = f", filters lowered to step {metrics['automask_step']}" if metrics["automask_step"] else ""
-                stream.write(f"  {name:<12} automask {setting:<6} {metrics['masks_ours']} / "
-                             f"{metrics['masks_reference']} masks{lowered}  {'pass' if case.passed else 'FAIL'}  "
-                             f"matched IoU min {metrics['automask_iou_min']:.6f}  "
-                             f"{seconds['reference']:.0f} s official, {seconds['ours']:.0f} s ours\n")
+                stream.write(
+                    f"  {name:<12} automask {setting:<6} {metrics['masks_ours']} / "
+                    f"{metrics['masks_reference']} masks{lowered}  {'pass' if case.passed else 'FAIL'}  "
+                    f"matched IoU min {metrics['automask_iou_min']:.6f}  "
+                    f"{seconds['reference']:.0f} s official, {seconds['ours']:.0f} s ours\n"
+                )
                 stream.flush()
 
 
 def layer_sqnr(model_dir: Path, files: dict, image: np.ndarray, stream: TextIO | None) -> dict[str, list]:
     """Per-layer SQNR of each quantized graph against its FP32 file, on ``image`` (and a click)."""
-    from ..equivalence import run_graph
-    from ..manifest import GRAPHS
+    from ..checks.equivalence import run_graph
+    from ..checks.sample_inputs import decoder_feed
+    from ..core.manifest import GRAPHS
     from ..precision.sqnr import per_layer
-    from ..sample_inputs import decoder_feed
 
     fp32 = {role: model_dir / GRAPHS[role][0] for role in GRAPHS}
     feeds = {"encoder": {"image": preprocess(image)}}

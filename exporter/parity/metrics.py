@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..equivalence import decided_iou, iou, rel_l2  # noqa: F401  (iou: parity's mask metric, shared)
+from ..checks.equivalence import decided_iou, iou, rel_l2
 
 # metric name -> (gate key in configs/<variant>.yaml parity.<precision>, direction)
 GATES = {
@@ -27,7 +27,7 @@ GATES = {
     "automask_box_mismatches": ("automask_box_mismatches", "max"),
     "automask_area_rel_max": ("automask_area_rel_max", "max"),
     "automask_score_abs": ("automask_score_abs", "max"),
-    "automask_masks_matched": ("automask_min_masks", "min"),   # a comparison of almost nothing is no pass
+    "automask_masks_matched": ("automask_min_masks", "min"),  # a comparison of almost nothing is no pass
 }
 
 
@@ -37,13 +37,16 @@ def max_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 def encoder_metrics(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
     """Worst relative L2 and max abs over the encoder outputs, per output as well."""
-    per = {name: {"rel_l2": rel_l2(ours[name], ref), "max_abs": max_abs(ours[name], ref)}
-           for name, ref in reference.items()}
+    per = {
+        name: {"rel_l2": rel_l2(ours[name], ref), "max_abs": max_abs(ours[name], ref)}
+        for name, ref in reference.items()
+    }
     return {"encoder_rel_l2": max(v["rel_l2"] for v in per.values()), "encoder_outputs": per}
 
 
-def decoder_metrics(ours: tuple, reference: tuple, band: float, score_tol: float, threshold: float = 0.0,
-                    iou_band: float = 0.0) -> dict:
+def decoder_metrics(
+    ours: tuple, reference: tuple, band: float, score_tol: float, threshold: float = 0.0, iou_band: float = 0.0
+) -> dict:
     """Compare (masks_logits [.., C, H, W], scores [.., C], low_res [.., C, 256, 256]) outputs.
 
     Best-mask agreement is required only when the reference's top two scores differ by more

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .. import contract as C
-from ..equivalence import Feeds, cpu_session
-from ..errors import InputError
+from ..checks.equivalence import Feeds, cpu_session
+from ..checks.sample_inputs import SAMPLE_PHOTO, decoder_feed
+from ..core import contract as C
+from ..core.errors import InputError
 from ..runtime.inputs import read_image
 from ..runtime.transforms import preprocess
-from ..sample_inputs import SAMPLE_PHOTO, decoder_feed
 
 CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "data" / "calibration"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}

@@ -23,26 +23,34 @@ from pathlib import Path
 
 import onnx
 
-from ..equivalence import Comparison, Feeds, Outputs, Tolerance, compare, run_graph
-from ..errors import ExportError, one_line
+from ..checks.equivalence import Comparison, Feeds, Outputs, Tolerance, compare, run_graph
+from ..core.errors import ExportError, one_line
 
 FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+
+
 @dataclass
 class Fp16Result:
     """What the manifest records about one FP16 graph."""
 
     op_block_list: list[str]
-    blocked_nodes: int                   # nodes of the block-listed op types (always FP32)
-    searched_nodes: list[str]            # nodes the search pinned to FP32 on top of those
-    evaluations: int                     # converted graphs the search ran
-    comparison: dict                     # the shipped graph vs FP32 on the sample inputs
+    blocked_nodes: int  # nodes of the block-listed op types (always FP32)
+    searched_nodes: list[str]  # nodes the search pinned to FP32 on top of those
+    evaluations: int  # converted graphs the search ran
+    comparison: dict  # the shipped graph vs FP32 on the sample inputs
     tolerance: dict
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"op_block_list": self.op_block_list, "blocked_nodes": self.blocked_nodes,
-                "fp32_nodes_added_by_search": self.searched_nodes, "search_evaluations": self.evaluations,
-                "tolerance": self.tolerance, "comparison": self.comparison, "notes": self.notes}
+        return {
+            "op_block_list": self.op_block_list,
+            "blocked_nodes": self.blocked_nodes,
+            "fp32_nodes_added_by_search": self.searched_nodes,
+            "search_evaluations": self.evaluations,
+            "tolerance": self.tolerance,
+            "comparison": self.comparison,
+            "notes": self.notes,
+        }
 
 
 def _name_nodes(model: onnx.ModelProto) -> None:
@@ -95,8 +103,9 @@ def _join_fp32_islands(model: onnx.ModelProto) -> int:
             consumers.setdefault(name, []).append(node)
     outputs = {o.name for o in model.graph.output}
     to = {id(n): next((a.i for a in n.attribute if a.name == "to"), None) for n in model.graph.node}
-    declared = {v.name: v.type.tensor_type.elem_type
-                for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+    declared = {
+        v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]
+    }
     declared |= {t.name: t.data_type for t in model.graph.initializer}
     rename, drop = {}, set()
     for down in model.graph.node:
@@ -131,8 +140,9 @@ def _restore_float_outputs(model: onnx.ModelProto, float_outputs: set[str]) -> N
         else:
             inner = f"{out.name}__fp16"
             node.output[:] = [inner if o == out.name else o for o in node.output]
-            model.graph.node.append(onnx.helper.make_node("Cast", [inner], [out.name], to=FLOAT,
-                                                          name=f"{out.name}__to_float"))
+            model.graph.node.append(
+                onnx.helper.make_node("Cast", [inner], [out.name], to=FLOAT, name=f"{out.name}__to_float")
+            )
 
 
 def convert(src: Path, dst: Path, op_block_list: list[str], node_block_list: list[str]) -> None:
@@ -146,8 +156,9 @@ def convert(src: Path, dst: Path, op_block_list: list[str], node_block_list: lis
     del model.graph.value_info[:]  # stale float32 value_info from export would mislead the converter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "values truncated to fp16 range" notices, per initializer
-        model = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=list(op_block_list),
-                                                 node_block_list=list(node_block_list))
+        model = float16.convert_float_to_float16(
+            model, keep_io_types=True, op_block_list=list(op_block_list), node_block_list=list(node_block_list)
+        )
     _repair_casts(model)
     _restore_float_outputs(model, float_outputs)
     _join_fp32_islands(model)
@@ -162,8 +173,16 @@ def candidates(src: Path, op_block_list: list[str]) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type not in op_block_list]
 
 
-def build(src: Path, dst: Path, feeds: list[Feeds], reference: list[Outputs], tolerance: Tolerance,
-          op_block_list: list[str], auto_search: bool = True, budget: int = 24) -> Fp16Result:
+def build(
+    src: Path,
+    dst: Path,
+    feeds: list[Feeds],
+    reference: list[Outputs],
+    tolerance: Tolerance,
+    op_block_list: list[str],
+    auto_search: bool = True,
+    budget: int = 24,
+) -> Fp16Result:
     """Convert ``src`` (FP32 ONNX) to ``dst`` meeting ``tolerance`` against ``reference``.
 
     ``feeds``/``reference``: the FP32 graph's inputs and outputs on the sample photo/prompts.
@@ -191,12 +210,13 @@ def build(src: Path, dst: Path, feeds: list[Feeds], reference: list[Outputs], to
     if not result.ok:
         if dst.exists():
             os.unlink(dst)
-        raise ExportError(f"{src.name}: FP16 misses its tolerance ({'; '.join(result.failures[:2])}); "
-                          "add op types to quantization.fp16.op_block_list in configs")
+        raise ExportError(
+            f"{src.name}: FP16 misses its tolerance ({'; '.join(result.failures[:2])}); "
+            "add op types to quantization.fp16.op_block_list in configs"
+        )
     if tried[-1] != pinned:  # the search's last attempt failed: rebuild the accepted one
         convert(src, dst, op_block_list, pinned)
-    return Fp16Result(list(op_block_list), blocked, pinned, len(tried), result.as_dict(),
-                      tolerance.__dict__, notes)
+    return Fp16Result(list(op_block_list), blocked, pinned, len(tried), result.as_dict(), tolerance.__dict__, notes)
 
 
 def search(nodes: list[str], attempt, budget: int):

@@ -6,7 +6,7 @@
   MatMuls and Convs with constant weights (not attention's activation x activation products).
 
 The weights are uint8 by default (``WEIGHT_SCHEMES``): every integer kernel onnxruntime may pick
-then sums in 32 bits, on every CPU (kernel_safety.py; docs/int8.md).
+then sums in 32 bits, on every CPU (kernel_safety.py; docs/precision.md).
 
 Both start from a prepared graph: a ``MatMul`` reading ``Transpose(constant)`` gets the
 transposed constant (the quantizers only see a weight when it is a constant input, and would
@@ -42,12 +42,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..equivalence import Feeds, Outputs, Tolerance, compare, run_graph
-from ..errors import ExportError, one_line
+from ..checks.equivalence import Feeds, Outputs, Tolerance, compare, run_graph
+from ..core.errors import ExportError, one_line
 from . import kernel_safety
 
 MODES = ("dynamic", "static", "fp32")
-COMPRESS_MIN_ELEMENTS = 1 << 20   # float constants at least this large are stored as int8
+COMPRESS_MIN_ELEMENTS = 1 << 20  # float constants at least this large are stored as int8
 # weight schemes (configs' quantization.int8.weights) -> (onnxruntime QuantType name, reduce_range).
 # Activations are uint8 in every scheme. "uint8" and "int7" are kernel-safe on every CPU
 # (kernel_safety.py); full-range "int8" overflows the u8s8 kernels of AVX2 / AVX-512 without
@@ -59,15 +59,15 @@ WEIGHT_SCHEMES = {"uint8": ("QUInt8", False), "int7": ("QInt8", True), "int8": (
 class Int8Result:
     """What the manifest records about one graph's INT8 choice."""
 
-    chosen: str                  # "dynamic" | "static" | "fp32" (the FP32 file is used)
+    chosen: str  # "dynamic" | "static" | "fp32" (the FP32 file is used)
     reason: str
-    candidates: dict             # mode -> {bytes, comparison, kernel_safety, constants_compressed} or {error}
+    candidates: dict  # mode -> {bytes, comparison, kernel_safety, constants_compressed} or {error}
     tolerance: dict
-    prepared: dict               # counts of the graph rewrites before quantization
-    weights: str = "uint8"       # the weight scheme (WEIGHT_SCHEMES)
-    candidate: str = ""          # the accepted record key ("dynamic", "dynamic/float-step-1", "fp32")
-    float_layers: list = ()      # its patterns of layers kept float
-    kept_float: list = ()        # the layers they matched
+    prepared: dict  # counts of the graph rewrites before quantization
+    weights: str = "uint8"  # the weight scheme (WEIGHT_SCHEMES)
+    candidate: str = ""  # the accepted record key ("dynamic", "dynamic/float-step-1", "fp32")
+    float_layers: list = ()  # its patterns of layers kept float
+    kept_float: list = ()  # the layers they matched
 
     @property
     def kernel_safety(self) -> dict:
@@ -75,10 +75,18 @@ class Int8Result:
         return self.candidates.get(self.candidate, {}).get("kernel_safety") or {"kernel_safe": True, "layers": 0}
 
     def as_dict(self) -> dict:
-        return {"chosen": self.chosen, "candidate": self.candidate, "reason": self.reason, "weights": self.weights,
-                "float_layers": list(self.float_layers), "kept_float": list(self.kept_float),
-                "kernel_safety": self.kernel_safety, "tolerance": self.tolerance,
-                "prepared": self.prepared, "candidates": self.candidates}
+        return {
+            "chosen": self.chosen,
+            "candidate": self.candidate,
+            "reason": self.reason,
+            "weights": self.weights,
+            "float_layers": list(self.float_layers),
+            "kept_float": list(self.kept_float),
+            "kernel_safety": self.kernel_safety,
+            "tolerance": self.tolerance,
+            "prepared": self.prepared,
+            "candidates": self.candidates,
+        }
 
 
 def prepare(src: Path, dst: Path) -> dict:
@@ -96,17 +104,24 @@ def prepare(src: Path, dst: Path) -> dict:
     nodes = []
     for node in graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if (node.op_type == "Gemm" and node.input[1] in inits and not attrs.get("transA", 0)
-                and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0):
+        if (
+            node.op_type == "Gemm"
+            and node.input[1] in inits
+            and not attrs.get("transA", 0)
+            and attrs.get("alpha", 1.0) == 1.0
+            and attrs.get("beta", 1.0) == 1.0
+        ):
             weight = numpy_helper.to_array(inits[node.input[1]])
             name = f"{node.input[1]}__matmul"
-            graph.initializer.append(numpy_helper.from_array(
-                np.ascontiguousarray(weight.T if attrs.get("transB", 0) else weight), name))
+            graph.initializer.append(
+                numpy_helper.from_array(np.ascontiguousarray(weight.T if attrs.get("transB", 0) else weight), name)
+            )
             product = node.output[0] if len(node.input) < 3 else f"{node.output[0]}__product"
             nodes.append(onnx.helper.make_node("MatMul", [node.input[0], name], [product], name=f"{node.name}__matmul"))
             if len(node.input) == 3:
-                nodes.append(onnx.helper.make_node("Add", [product, node.input[2]], [node.output[0]],
-                                                   name=f"{node.name}__bias"))
+                nodes.append(
+                    onnx.helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}__bias")
+                )
             counts["gemm_to_matmul"] += 1
             continue
         if node.op_type == "MatMul" and node.input[1] in producer:
@@ -115,8 +130,9 @@ def prepare(src: Path, dst: Path) -> dict:
                 perm = next((a.ints for a in transpose.attribute if a.name == "perm"), None)
                 weight = numpy_helper.to_array(inits[transpose.input[0]])
                 name = f"{transpose.input[0]}__transposed"
-                graph.initializer.append(numpy_helper.from_array(
-                    np.ascontiguousarray(np.transpose(weight, perm or None)), name))
+                graph.initializer.append(
+                    numpy_helper.from_array(np.ascontiguousarray(np.transpose(weight, perm or None)), name)
+                )
                 node.input[1] = name
                 counts["transposed_weights_folded"] += 1
         nodes.append(node)
@@ -160,13 +176,20 @@ def compress_constants(path: Path, min_elements: int = COMPRESS_MIN_ELEMENTS) ->
         quantized = np.clip(np.rint(values / shaped), -127, 127).astype(np.int8)
         graph.initializer.remove(tensor)
         q_name, s_name, z_name = f"{tensor.name}__int8", f"{tensor.name}__scale", f"{tensor.name}__zero"
-        graph.initializer.extend([numpy_helper.from_array(quantized, q_name),
-                                  numpy_helper.from_array(scale if axis is not None else scale.reshape(()), s_name),
-                                  numpy_helper.from_array(np.zeros(scale.shape if axis is not None else (), np.int8),
-                                                          z_name)])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(quantized, q_name),
+                numpy_helper.from_array(scale if axis is not None else scale.reshape(()), s_name),
+                numpy_helper.from_array(np.zeros(scale.shape if axis is not None else (), np.int8), z_name),
+            ]
+        )
         attrs = {"axis": axis} if axis is not None else {}
-        graph.node.insert(0, onnx.helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [tensor.name],
-                                                   name=f"{tensor.name}__dequantize", **attrs))
+        graph.node.insert(
+            0,
+            onnx.helper.make_node(
+                "DequantizeLinear", [q_name, s_name, z_name], [tensor.name], name=f"{tensor.name}__dequantize", **attrs
+            ),
+        )
         done += 1
     onnx.save(model, str(path))
     return done
@@ -180,8 +203,11 @@ def weighted_nodes(path: Path, ops: tuple[str, ...]) -> list:
     zero points on those at run time ("b zero point is not valid") for uint8 weights."""
     model = onnx.load(str(path), load_external_data=False)
     dims = {t.name: len(t.dims) for t in model.graph.initializer}
-    return [n for n in model.graph.node if n.op_type in ops and n.input[1] in dims
-            and (n.op_type != "MatMul" or dims[n.input[1]] == 2)]
+    return [
+        n
+        for n in model.graph.node
+        if n.op_type in ops and n.input[1] in dims and (n.op_type != "MatMul" or dims[n.input[1]] == 2)
+    ]
 
 
 def _weight_type(weights: str):
@@ -193,20 +219,34 @@ def _weight_type(weights: str):
     return getattr(QuantType, name), reduce_range
 
 
-def quantize_dynamic(prepared: Path, dst: Path, per_channel: bool, weights: str = "uint8",
-                     exclude: list[str] = ()) -> None:
+def quantize_dynamic(
+    prepared: Path, dst: Path, per_channel: bool, weights: str = "uint8", exclude: list[str] = ()
+) -> None:
     from onnxruntime.quantization import quantize_dynamic as ort_dynamic
 
     weight_type, reduce_range = _weight_type(weights)
     nodes = [n.name for n in weighted_nodes(prepared, ("MatMul",)) if n.name not in set(exclude)]
     if not nodes:  # an empty nodes_to_quantize means "all" to onnxruntime
         raise ValueError("no weighted layer left to quantize")
-    ort_dynamic(str(prepared), str(dst), op_types_to_quantize=["MatMul"], per_channel=per_channel,
-                nodes_to_quantize=nodes, weight_type=weight_type, reduce_range=reduce_range)
+    ort_dynamic(
+        str(prepared),
+        str(dst),
+        op_types_to_quantize=["MatMul"],
+        per_channel=per_channel,
+        nodes_to_quantize=nodes,
+        weight_type=weight_type,
+        reduce_range=reduce_range,
+    )
 
 
-def quantize_static(prepared: Path, dst: Path, per_channel: bool, calibration: list[Feeds],
-                    weights: str = "uint8", exclude: list[str] = ()) -> None:
+def quantize_static(
+    prepared: Path,
+    dst: Path,
+    per_channel: bool,
+    calibration: list[Feeds],
+    weights: str = "uint8",
+    exclude: list[str] = (),
+) -> None:
     """QDQ with MinMax ranges from ``calibration`` for the constant-weight MatMuls and Convs."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_static
@@ -222,10 +262,20 @@ def quantize_static(prepared: Path, dst: Path, per_channel: bool, calibration: l
     cache = dst.with_name(dst.name + ".ranges.json")
     try:
         write_cache(minmax_ranges(prepared, tensors, calibration), cache)
-        ort_static(str(prepared), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                   activation_type=QuantType.QUInt8, weight_type=weight_type, reduce_range=reduce_range,
-                   nodes_to_quantize=[n.name for n in weighted], op_types_to_quantize=["MatMul", "Conv"],
-                   calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=cache)
+        ort_static(
+            str(prepared),
+            str(dst),
+            None,
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=weight_type,
+            reduce_range=reduce_range,
+            nodes_to_quantize=[n.name for n in weighted],
+            op_types_to_quantize=["MatMul", "Conv"],
+            calibrate_method=CalibrationMethod.MinMax,
+            calibration_cache_path=cache,
+        )
     finally:
         cache.unlink(missing_ok=True)
 
@@ -246,10 +296,19 @@ def _candidates(modes: list[str], float_steps: list[list[str]]) -> list[tuple[st
     return out
 
 
-def build(src: Path, dst: Path, candidates: list[str], feeds: list[Feeds], reference: list[Outputs],
-          tolerance: Tolerance, per_channel: bool = True,
-          calibration: list[Feeds] | Callable[[], list[Feeds]] | None = None, weights: str = "uint8",
-          masks: Callable[[Path], dict] | None = None, float_steps: list[list[str]] | None = None) -> Int8Result:
+def build(
+    src: Path,
+    dst: Path,
+    candidates: list[str],
+    feeds: list[Feeds],
+    reference: list[Outputs],
+    tolerance: Tolerance,
+    per_channel: bool = True,
+    calibration: list[Feeds] | Callable[[], list[Feeds]] | None = None,
+    weights: str = "uint8",
+    masks: Callable[[Path], dict] | None = None,
+    float_steps: list[list[str]] | None = None,
+) -> Int8Result:
     """Try the candidate modes of ``src`` (FP32 ONNX) in order, each with the layers of every
     ``float_steps`` entry kept float in turn (regular expressions on node names; default: one
     step, nothing kept float), until one is kernel-safe (kernel_safety.py), within ``tolerance``
@@ -273,11 +332,25 @@ def build(src: Path, dst: Path, candidates: list[str], feeds: list[Feeds], refer
         counts = prepare(src, prepared)
         for key, mode, step in _candidates(candidates, float_steps):
             if mode == "fp32":
-                record[key] = {"bytes": src.stat().st_size, "comparison": {"ok": True, "failures": []},
-                               "accepted": True}
+                record[key] = {
+                    "bytes": src.stat().st_size,
+                    "comparison": {"ok": True, "failures": []},
+                    "accepted": True,
+                }
             else:
-                record[key] = _try(prepared, dst.with_name(f"{dst.name}.candidate"), mode, float_steps[step],
-                                   per_channel, weights, calibration, feeds, reference, tolerance, masks)
+                record[key] = _try(
+                    prepared,
+                    dst.with_name(f"{dst.name}.candidate"),
+                    mode,
+                    float_steps[step],
+                    per_channel,
+                    weights,
+                    calibration,
+                    feeds,
+                    reference,
+                    tolerance,
+                    masks,
+                )
             if record[key]["accepted"]:
                 chosen_key = key
                 break
@@ -291,12 +364,32 @@ def build(src: Path, dst: Path, candidates: list[str], feeds: list[Feeds], refer
         dst.with_name(f"{dst.name}.candidate").unlink(missing_ok=True)
         root.setLevel(level)
     entry = record[chosen_key]
-    return Int8Result(chosen, reason, record, tolerance.__dict__, counts, weights,
-                      chosen_key, entry.get("float_layers", []), entry.get("kept_float", []))
+    return Int8Result(
+        chosen,
+        reason,
+        record,
+        tolerance.__dict__,
+        counts,
+        weights,
+        chosen_key,
+        entry.get("float_layers", []),
+        entry.get("kept_float", []),
+    )
 
 
-def _try(prepared: Path, out: Path, mode: str, patterns: list[str], per_channel: bool, weights: str,
-         calibration, feeds: list[Feeds], reference: list[Outputs], tolerance: Tolerance, masks) -> dict:
+def _try(
+    prepared: Path,
+    out: Path,
+    mode: str,
+    patterns: list[str],
+    per_channel: bool,
+    weights: str,
+    calibration,
+    feeds: list[Feeds],
+    reference: list[Outputs],
+    tolerance: Tolerance,
+    masks,
+) -> dict:
     """Build one candidate into ``out`` and check it: the candidate's manifest record."""
     kept = kept_float(prepared, patterns)
     try:
@@ -310,18 +403,32 @@ def _try(prepared: Path, out: Path, mode: str, patterns: list[str], per_channel:
         compressed = compress_constants(out)
         proof = kernel_safety.analyse(out)
         # an unsafe graph is not even run: its numbers here would not hold on other CPUs
-        result = (compare(reference, run_graph(out, feeds), tolerance).as_dict() if proof["kernel_safe"]
-                  else {"ok": False, "failures": [kernel_safety.summary(proof)]})
+        result = (
+            compare(reference, run_graph(out, feeds), tolerance).as_dict()
+            if proof["kernel_safe"]
+            else {"ok": False, "failures": [kernel_safety.summary(proof)]}
+        )
         # the costlier mask check only for a candidate that could still be chosen
         mask_result = masks(out) if masks is not None and result["ok"] else None
-        return {"bytes": out.stat().st_size, "constants_compressed": compressed, "float_layers": patterns,
-                "kept_float": kept, "kernel_safety": proof, "comparison": result, "masks": mask_result,
-                "accepted": result["ok"] and (mask_result is None or mask_result["ok"])}
+        return {
+            "bytes": out.stat().st_size,
+            "constants_compressed": compressed,
+            "float_layers": patterns,
+            "kept_float": kept,
+            "kernel_safety": proof,
+            "comparison": result,
+            "masks": mask_result,
+            "accepted": result["ok"] and (mask_result is None or mask_result["ok"]),
+        }
     except ExportError:
         raise
     except Exception as exc:  # a quantizer or runtime failure disqualifies the candidate only
-        return {"error": one_line(exc), "accepted": False, "float_layers": patterns,
-                "comparison": {"ok": False, "failures": ["build failed"]}}
+        return {
+            "error": one_line(exc),
+            "accepted": False,
+            "float_layers": patterns,
+            "comparison": {"ok": False, "failures": ["build failed"]},
+        }
 
 
 def _verdict(r: dict) -> str:
@@ -344,8 +451,10 @@ def _choose(record: dict, chosen: str | None) -> tuple[str, str]:
     """The accepted candidate's mode, and a reason that names every candidate tried."""
     summary = "; ".join(f"{m}: {_verdict(r)}" for m, r in record.items())
     if chosen is None:
-        raise ExportError(f"no INT8 candidate is kernel-safe, within the tolerance and up to the parity gate, and "
-                          f"fp32 is not a fallback candidate ({summary})")
+        raise ExportError(
+            f"no INT8 candidate is kernel-safe, within the tolerance and up to the parity gate, and "
+            f"fp32 is not a fallback candidate ({summary})"
+        )
     if chosen == "fp32":
         return chosen, f"no int8 candidate accepted, the FP32 graph is used ({summary})"
     return chosen.split("/")[0], f"first accepted candidate ({summary})"

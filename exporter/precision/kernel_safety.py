@@ -36,8 +36,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-INT32 = (-(2 ** 31), 2 ** 31 - 1)
-INT16 = (-(2 ** 15), 2 ** 15 - 1)
+INT32 = (-(2**31), 2**31 - 1)
+INT16 = (-(2**15), 2**15 - 1)
 TYPE_RANGE = {onnx.TensorProto.UINT8: ("uint8", 0, 255), onnx.TensorProto.INT8: ("int8", -128, 127)}
 
 
@@ -47,33 +47,68 @@ class Kernel:
 
     name: str
     cpus: str
-    activation: str            # "uint8" | "int8" | "any"
-    weight: str                # "uint8" | "int8" | "any"
-    activation_shift: int      # added to the stored activation before multiplying (ARM flips u8 to s8)
-    products_per_lane: int     # products summed before the lane is widened
-    lane: tuple[int, int]      # the lane's integer range
+    activation: str  # "uint8" | "int8" | "any"
+    weight: str  # "uint8" | "int8" | "any"
+    activation_shift: int  # added to the stored activation before multiplying (ARM flips u8 to s8)
+    products_per_lane: int  # products summed before the lane is widened
+    lane: tuple[int, int]  # the lane's integer range
 
 
 KERNELS = (
-    Kernel("u8s8 vpmaddubsw (int16 lane, saturating)", "x86-64 AVX2, SSE4.1, AVX-512 without VNNI",
-           "uint8", "int8", 0, 2, INT16),
-    Kernel("s8s8 as u8s8 after onnxruntime's +128 shift", "x86-64 AVX2, SSE4.1, AVX-512 without VNNI",
-           "int8", "int8", 128, 2, INT16),
-    Kernel("x8s8 smull + smlal (int16 lane, wrapping)", "ARM64 NEON without dot product",
-           "uint8", "int8", -128, 2, INT16),
-    Kernel("s8s8 smull + smlal (int16 lane, wrapping)", "ARM64 NEON without dot product",
-           "int8", "int8", 0, 2, INT16),
-    Kernel("u8u8 widened to int16, vpmaddwd / umlal (int32 lane)", "x86-64 AVX2 / AVX-512, ARM64 NEON",
-           "uint8", "uint8", 0, 2, INT32),
-    Kernel("vpdpbusds / tdpbusd / udot / sdot / ummla (int32 lane)",
-           "x86-64 AVX-512 VNNI, AVX-VNNI, AMX; ARM64 dot product, i8mm", "any", "any", 0, 4, INT32),
+    Kernel(
+        "u8s8 vpmaddubsw (int16 lane, saturating)",
+        "x86-64 AVX2, SSE4.1, AVX-512 without VNNI",
+        "uint8",
+        "int8",
+        0,
+        2,
+        INT16,
+    ),
+    Kernel(
+        "s8s8 as u8s8 after onnxruntime's +128 shift",
+        "x86-64 AVX2, SSE4.1, AVX-512 without VNNI",
+        "int8",
+        "int8",
+        128,
+        2,
+        INT16,
+    ),
+    Kernel(
+        "x8s8 smull + smlal (int16 lane, wrapping)", "ARM64 NEON without dot product", "uint8", "int8", -128, 2, INT16
+    ),
+    Kernel("s8s8 smull + smlal (int16 lane, wrapping)", "ARM64 NEON without dot product", "int8", "int8", 0, 2, INT16),
+    Kernel(
+        "u8u8 widened to int16, vpmaddwd / umlal (int32 lane)",
+        "x86-64 AVX2 / AVX-512, ARM64 NEON",
+        "uint8",
+        "uint8",
+        0,
+        2,
+        INT32,
+    ),
+    Kernel(
+        "vpdpbusds / tdpbusd / udot / sdot / ummla (int32 lane)",
+        "x86-64 AVX-512 VNNI, AVX-VNNI, AMX; ARM64 dot product, i8mm",
+        "any",
+        "any",
+        0,
+        4,
+        INT32,
+    ),
 )
 
 # integer-product ops: op type -> (activation input, weight input); the rest of their inputs
 # are scales and zero points. The contrib ops are what onnxruntime fuses the ONNX forms into.
-INTEGER_OPS = {"MatMulInteger": (0, 1), "ConvInteger": (0, 1), "QLinearMatMul": (0, 3), "QLinearConv": (0, 3),
-               "MatMulIntegerToFloat": (0, 1), "DynamicQuantizeMatMul": (0, 1), "QGemm": (0, 3)}
-QDQ_OPS = ("MatMul", "Conv", "Gemm")          # float ops whose inputs are both DequantizeLinear outputs
+INTEGER_OPS = {
+    "MatMulInteger": (0, 1),
+    "ConvInteger": (0, 1),
+    "QLinearMatMul": (0, 3),
+    "QLinearConv": (0, 3),
+    "MatMulIntegerToFloat": (0, 1),
+    "DynamicQuantizeMatMul": (0, 1),
+    "QGemm": (0, 3),
+}
+QDQ_OPS = ("MatMul", "Conv", "Gemm")  # float ops whose inputs are both DequantizeLinear outputs
 PASS_THROUGH = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity")
 
 
@@ -99,14 +134,28 @@ def kernel_bounds(a: Operand, w: Operand, reduction: int) -> list[dict]:
             continue
         lo, hi = _extremes(a, w, k.activation_shift)
         sums = (k.products_per_lane * lo, k.products_per_lane * hi)
-        rows.append({"kernel": k.name, "cpus": k.cpus, "lane_sum": list(sums), "lane_range": list(k.lane),
-                     "ok": k.lane[0] <= sums[0] and sums[1] <= k.lane[1]})
+        rows.append(
+            {
+                "kernel": k.name,
+                "cpus": k.cpus,
+                "lane_sum": list(sums),
+                "lane_range": list(k.lane),
+                "ok": k.lane[0] <= sums[0] and sums[1] <= k.lane[1],
+            }
+        )
     # the int32 accumulator over the whole reduction (any kernel, zero points applied after);
     # an unknown reduction length (0: the weight is not a constant) cannot be bounded
     lo, hi = _extremes(a, w, 0)
     worst = max(abs(lo), abs(hi)) * reduction
-    rows.append({"kernel": "int32 accumulator over the reduction", "cpus": "all", "lane_sum": [-worst, worst],
-                 "lane_range": list(INT32), "ok": 0 < reduction and worst <= INT32[1]})
+    rows.append(
+        {
+            "kernel": "int32 accumulator over the reduction",
+            "cpus": "all",
+            "lane_sum": [-worst, worst],
+            "lane_range": list(INT32),
+            "ok": reduction > 0 and worst <= INT32[1],
+        }
+    )
     return rows
 
 
@@ -181,8 +230,11 @@ def analyse(path: Path) -> dict:
     for node in g.graph.node:
         if node.op_type in INTEGER_OPS:
             ai, wi = INTEGER_OPS[node.op_type]
-            a = (Operand("uint8", 0, 255, "DynamicQuantizeMatMul (run time, whole uint8 range)")
-                 if node.op_type == "DynamicQuantizeMatMul" else g.integer_operand(node.input[ai]))
+            a = (
+                Operand("uint8", 0, 255, "DynamicQuantizeMatMul (run time, whole uint8 range)")
+                if node.op_type == "DynamicQuantizeMatMul"
+                else g.integer_operand(node.input[ai])
+            )
             w = g.integer_operand(node.input[wi])
         elif node.op_type in QDQ_OPS and len(node.input) >= 2:
             a, w = g.dequantized(node.input[0]), g.dequantized(node.input[1])
@@ -204,9 +256,12 @@ def analyse(path: Path) -> dict:
             if prev is None or _fill(row) > _fill(prev):
                 prev = row | {"layer": node.name}
             worst[row["kernel"]] = prev | {"layers_outside": failing}
-    problems += [f"{r['kernel']} ({r['cpus']}) overflows in {r['layers_outside']} of {len(layers)} layers: "
-                 f"{r['layer']} reaches {r['lane_sum']}, its lane holds {r['lane_range']}"
-                 for r in worst.values() if r["layers_outside"]]
+    problems += [
+        f"{r['kernel']} ({r['cpus']}) overflows in {r['layers_outside']} of {len(layers)} layers: "
+        f"{r['layer']} reaches {r['lane_sum']}, its lane holds {r['lane_range']}"
+        for r in worst.values()
+        if r["layers_outside"]
+    ]
     acts = [a for _, a, _, _ in layers]
     weights = [w for _, _, w, _ in layers]
     return {
@@ -217,8 +272,15 @@ def analyse(path: Path) -> dict:
         "max_reduction": max((k for *_, k in layers), default=0),
         "kernels": list(worst.values()),
         # every quantized weight tensor: its stored integer range, its activation's, the reduction length
-        "per_layer": [{"layer": node.name, "activation": f"{a.dtype} [{a.low}, {a.high}]",
-                       "weight": f"{w.dtype} [{w.low}, {w.high}]", "reduction": k} for node, a, w, k in layers],
+        "per_layer": [
+            {
+                "layer": node.name,
+                "activation": f"{a.dtype} [{a.low}, {a.high}]",
+                "weight": f"{w.dtype} [{w.low}, {w.high}]",
+                "reduction": k,
+            }
+            for node, a, w, k in layers
+        ],
         "problems": problems,
     }
 
@@ -226,10 +288,11 @@ def analyse(path: Path) -> dict:
 def _union(ops: list[Operand]) -> dict:
     if not ops:
         return {}
-    return {"dtype": "/".join(sorted({o.dtype for o in ops})), "range": [min(o.low for o in ops),
-                                                                        max(o.high for o in ops)],
-            "source": sorted({o.source.split(" ")[0] if o.source.startswith("constant") else o.source
-                              for o in ops})}
+    return {
+        "dtype": "/".join(sorted({o.dtype for o in ops})),
+        "range": [min(o.low for o in ops), max(o.high for o in ops)],
+        "source": sorted({o.source.split(" ")[0] if o.source.startswith("constant") else o.source for o in ops}),
+    }
 
 
 def _fill(row: dict) -> float:
@@ -246,7 +309,12 @@ def summary(proof: dict) -> str:
     tight = max(narrow, key=_fill, default=None)
     verdict = "kernel-safe" if proof["kernel_safe"] else "NOT kernel-safe"
     acts, weights = proof["activation"], proof["weights"]
-    where = (f"; tightest int16 lane {tight['lane_sum']} of {tight['lane_range']} ({tight['kernel']}, "
-             f"{tight['cpus']})" if tight else "; every kernel that applies has int32 lanes")
-    return (f"{verdict}: {proof['layers']} integer layers, activations {acts['dtype']} {acts['range']}, "
-            f"weights {weights['dtype']} {weights['range']}{where}")
+    where = (
+        f"; tightest int16 lane {tight['lane_sum']} of {tight['lane_range']} ({tight['kernel']}, {tight['cpus']})"
+        if tight
+        else "; every kernel that applies has int32 lanes"
+    )
+    return (
+        f"{verdict}: {proof['layers']} integer layers, activations {acts['dtype']} {acts['range']}, "
+        f"weights {weights['dtype']} {weights['range']}{where}"
+    )

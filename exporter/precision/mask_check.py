@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..equivalence import cpu_session, decided_iou
+from ..checks.equivalence import cpu_session, decided_iou
+from ..checks.sample_inputs import decoder_feed
 from ..runtime.transforms import preprocess
-from ..sample_inputs import decoder_feed
 
 MAX_PHOTOS = 8
-CLICKS = ((256, 256), (512, 512), (768, 300), (300, 768), (512, 900))   # (x, y) in the 1024 frame
+CLICKS = ((256, 256), (512, 512), (768, 300), (300, 768), (512, 900))  # (x, y) in the 1024 frame
 
 
 def _outputs(session, feed: dict) -> dict[str, np.ndarray]:
@@ -38,8 +38,15 @@ class MaskCheck:
     The FP32 features and masks are computed once, here; each call runs only the candidate.
     """
 
-    def __init__(self, encoder: Path, decoder: Path, images: dict[str, np.ndarray], gate: float, band: float = 0.0,
-                 logits_limit: float | None = None):
+    def __init__(
+        self,
+        encoder: Path,
+        decoder: Path,
+        images: dict[str, np.ndarray],
+        gate: float,
+        band: float = 0.0,
+        logits_limit: float | None = None,
+    ):
         self.fp32 = {"encoder": Path(encoder), "decoder": Path(decoder)}
         self.gate, self.band, self.logits_limit = gate, band, logits_limit
         names = sorted(images)[:MAX_PHOTOS]
@@ -66,8 +73,13 @@ class MaskCheck:
     def _decode(self, path: Path, features: dict[str, dict]) -> dict[str, list[np.ndarray]]:
         session = cpu_session(path)
         keys = ("high_res_feats_0", "high_res_feats_1", "image_embed")
-        return {name: [_outputs(session, {**{k: features[name][k][:1] for k in keys}, **p})["masks"]
-                       for p in self.prompts[name]] for name in features}
+        return {
+            name: [
+                _outputs(session, {**{k: features[name][k][:1] for k in keys}, **p})["masks"]
+                for p in self.prompts[name]
+            ]
+            for name in features
+        }
 
     def __call__(self, encoder: Path | None = None, decoder: Path | None = None) -> dict:
         """``{"ok", "gate", "iou_min", "iou_median", "per_photo": {name: IoU min}, "failures"}``."""
@@ -75,15 +87,29 @@ class MaskCheck:
         masks = self._decode(Path(decoder) if decoder is not None else self.fp32["decoder"], features)
         per_photo, ious, logits = {}, [], 0.0
         for name, mine in masks.items():
-            values = [decided_iou(a, b, self.band) for ref, got in zip(self.masks[name], mine)
-                      for a, b in zip(ref.reshape(-1, *ref.shape[-2:]), got.reshape(-1, *got.shape[-2:]))]
+            values = [
+                decided_iou(a, b, self.band)
+                for ref, got in zip(self.masks[name], mine)
+                for a, b in zip(ref.reshape(-1, *ref.shape[-2:]), got.reshape(-1, *got.shape[-2:]))
+            ]
             per_photo[name] = min(values)
             ious += values
             logits = max([logits] + [float(np.abs(ref - got).max()) for ref, got in zip(self.masks[name], mine)])
-        failures = [f"mask IoU {v:.4f} < {self.gate:g} on {name} (the parity gate, low-res masks vs FP32)"
-                    for name, v in per_photo.items() if v < self.gate]
+        failures = [
+            f"mask IoU {v:.4f} < {self.gate:g} on {name} (the parity gate, low-res masks vs FP32)"
+            for name, v in per_photo.items()
+            if v < self.gate
+        ]
         if self.logits_limit is not None and logits > self.logits_limit:
             failures.append(f"low-res logits max abs error {logits:.3g} > {self.logits_limit:g} (half the parity gate)")
-        return {"ok": not failures, "gate": self.gate, "band": self.band, "iou_min": min(ious),
-                "iou_median": float(np.median(ious)), "logits_max_abs": logits, "logits_limit": self.logits_limit,
-                "per_photo": per_photo, "failures": failures}
+        return {
+            "ok": not failures,
+            "gate": self.gate,
+            "band": self.band,
+            "iou_min": min(ious),
+            "iou_median": float(np.median(ious)),
+            "logits_max_abs": logits,
+            "logits_limit": self.logits_limit,
+            "per_photo": per_photo,
+            "failures": failures,
+        }

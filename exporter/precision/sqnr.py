@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..equivalence import Feeds, cpu_session, rel_l2
+from ..checks.equivalence import Feeds, cpu_session, rel_l2
 
 LAYER_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 
@@ -29,8 +29,9 @@ def layer_outputs(fp32: Path, quantized: Path) -> list[tuple[str, str, str]]:
     ref = onnx.load(str(fp32), load_external_data=False)
     q = onnx.load(str(quantized), load_external_data=False)
     present = {o for n in q.graph.node for o in n.output}
-    return [(n.output[0], n.op_type, n.name) for n in ref.graph.node
-            if n.op_type in LAYER_OPS and n.output[0] in present]
+    return [
+        (n.output[0], n.op_type, n.name) for n in ref.graph.node if n.op_type in LAYER_OPS and n.output[0] in present
+    ]
 
 
 def _with_outputs(path: Path, names: list[str], dst: Path) -> Path:
@@ -54,7 +55,7 @@ def per_layer(fp32: Path, quantized: Path, feed: Feeds, chunk: int = 24) -> list
     tmp = Path(quantized).with_name(f".{Path(quantized).name}.sqnr.onnx")
     try:
         for start in range(0, len(layers), chunk):
-            part = layers[start:start + chunk]
+            part = layers[start : start + chunk]
             names = [t for t, _, _ in part]
             values = []
             for path in (fp32, quantized):
@@ -63,8 +64,15 @@ def per_layer(fp32: Path, quantized: Path, feed: Feeds, chunk: int = 24) -> list
                 del session
             for (tensor, op, node), ref, got in zip(part, *values):
                 rel = rel_l2(got, ref)
-                rows.append({"tensor": tensor, "op": op, "node": node,
-                             "sqnr_db": sqnr_db(rel, bool(np.any(ref))), "rel_l2": rel})
+                rows.append(
+                    {
+                        "tensor": tensor,
+                        "op": op,
+                        "node": node,
+                        "sqnr_db": sqnr_db(rel, bool(np.any(ref))),
+                        "rel_l2": rel,
+                    }
+                )
     finally:
         tmp.unlink(missing_ok=True)
     return rows

@@ -11,8 +11,14 @@ that does: only contract, manifest, digests and errors, which use the standard l
 """
 
 from .automask import AutomaskParams, SAM2OnnxAutomaticMaskGenerator
-from .graphs import PRECISIONS, load_graphs
 from .predictor import Embedding, SAM2OnnxPredictor
+from .sessions import PRECISIONS, load_sessions
 
-__all__ = ["PRECISIONS", "AutomaskParams", "Embedding", "SAM2OnnxAutomaticMaskGenerator", "SAM2OnnxPredictor",
-           "load_graphs"]
+__all__ = [
+    "PRECISIONS",
+    "AutomaskParams",
+    "Embedding",
+    "SAM2OnnxAutomaticMaskGenerator",
+    "SAM2OnnxPredictor",
+    "load_sessions",
+]

@@ -30,23 +30,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import contract as C
-from ..errors import InputError
+from ..core import contract as C
+from ..core.errors import InputError
 from .inputs import as_rgb
 from .masks import mask_boxes, near_crop_edge, nms, remove_small_regions, stability_score
-from .predictor import Embedding, SAM2OnnxPredictor
+from .predictor import Embedding, ImageLike, SAM2OnnxPredictor
 from .rle import coco_rle, mask_to_rle
 from .transforms import upsample_masks
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
-UPSAMPLE_PIXELS = 24_000_000   # float32 logits upsampled at once per worker (~100 MB), whatever the image size
+UPSAMPLE_PIXELS = 24_000_000  # float32 logits upsampled at once per worker (~100 MB), whatever the image size
 
 # Prompts per decoder call on CPU. Measured on 2 cores (tiny): 64 prompts as one L=64 call take
 # 4-5 s on each of the first two calls (onnxruntime's memory arena growing to ~GBs), then 1.65 s;
 # as L=8 calls, 1.7 s from the first call on, bit-identical to L=64.
 CPU_DECODER_BATCH = 8
 
-Progress = Callable[[int, int], None]   # (steps done, steps in all): encoder runs and point batches
+Progress = Callable[[int, int], None]  # (steps done, steps in all): encoder runs and point batches
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,10 @@ class AutomaskParams:
 
     def __post_init__(self) -> None:
         if (self.points_per_side is None) == (self.point_grids is None):
-            raise InputError("give exactly one of points_per_side and point_grids "
-                             f"(got {'both' if self.point_grids is not None else 'neither'})")
+            raise InputError(
+                "give exactly one of points_per_side and point_grids "
+                f"(got {'both' if self.point_grids is not None else 'neither'})"
+            )
         for name in ("points_per_batch", "crop_n_points_downscale_factor"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise InputError(f"{name} must be an integer >= 1, not {getattr(self, name)!r}")
@@ -95,16 +97,20 @@ class AutomaskParams:
         if self.points_per_side is not None:
             if not _is_int(self.points_per_side) or self.points_per_side < 1:
                 raise InputError(f"points_per_side must be an integer >= 1, not {self.points_per_side!r}")
-            fewest = self.points_per_side // self.crop_n_points_downscale_factor ** self.crop_n_layers
+            fewest = self.points_per_side // self.crop_n_points_downscale_factor**self.crop_n_layers
             if fewest < 1:
-                raise InputError(f"points_per_side {self.points_per_side} leaves no points in crop layer "
-                                 f"{self.crop_n_layers} (divided by {self.crop_n_points_downscale_factor} per layer)")
+                raise InputError(
+                    f"points_per_side {self.points_per_side} leaves no points in crop layer "
+                    f"{self.crop_n_layers} (divided by {self.crop_n_points_downscale_factor} per layer)"
+                )
         else:
             grids = self.point_grids
             if not isinstance(grids, (list, tuple)) or len(grids) != self.crop_n_layers + 1:
                 n = len(grids) if isinstance(grids, (list, tuple)) else type(grids).__name__
-                raise InputError(f"point_grids must be a list of crop_n_layers + 1 = {self.crop_n_layers + 1} "
-                                 f"arrays of [N, 2] points in [0, 1], got {n}")
+                raise InputError(
+                    f"point_grids must be a list of crop_n_layers + 1 = {self.crop_n_layers + 1} "
+                    f"arrays of [N, 2] points in [0, 1], got {n}"
+                )
             for i, grid in enumerate(grids):
                 a = np.asarray(grid, dtype=np.float64) if np.size(grid) else np.zeros((0, 2))
                 if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
@@ -116,8 +122,10 @@ class AutomaskParams:
         """Normalised [N, 2] points per crop layer."""
         if self.point_grids is not None:
             return [np.asarray(g, dtype=np.float64) for g in self.point_grids]
-        return [point_grid(int(self.points_per_side / self.crop_n_points_downscale_factor ** i))
-                for i in range(self.crop_n_layers + 1)]
+        return [
+            point_grid(int(self.points_per_side / self.crop_n_points_downscale_factor**i))
+            for i in range(self.crop_n_layers + 1)
+        ]
 
     def as_dict(self) -> dict:
         """Keyword arguments for SAM2AutomaticMaskGenerator (and for JSON, grids as lists)."""
@@ -161,57 +169,80 @@ class _Found:
     """Masks kept so far, one entry per mask in each list (boxes and points in the crop's
     frame until the crop's NMS, in the image's after it)."""
 
-    boxes: list = field(default_factory=list)         # [4] int64 XYXY
-    iou_preds: list = field(default_factory=list)     # float32
-    stability: list = field(default_factory=list)     # float32
-    points: list = field(default_factory=list)        # [2] float32
-    crops: list = field(default_factory=list)         # index into the crop boxes
-    bits: list = field(default_factory=list)          # np.packbits of the crop-frame mask
+    boxes: list = field(default_factory=list)  # [4] int64 XYXY
+    iou_preds: list = field(default_factory=list)  # float32
+    stability: list = field(default_factory=list)  # float32
+    points: list = field(default_factory=list)  # [2] float32
+    crops: list = field(default_factory=list)  # index into the crop boxes
+    bits: list = field(default_factory=list)  # np.packbits of the crop-frame mask
 
-    def extend(self, other: "_Found") -> None:
+    def extend(self, other: _Found) -> None:
         for name in self.__dataclass_fields__:
             getattr(self, name).extend(getattr(other, name))
 
-    def take(self, keep) -> "_Found":
+    def take(self, keep) -> _Found:
         return _Found(*([getattr(self, name)[i] for i in keep] for name in self.__dataclass_fields__))
 
 
 class SAM2OnnxAutomaticMaskGenerator:
     """Whole-image segmentation without prompts, on exported SAM 2 graphs; no torch.
 
-    ``model`` is a model folder (``sam2-onnx export``) or a :class:`SAM2OnnxPredictor`;
-    ``precision`` and ``threads`` apply when a folder is given. ``decoder_batch`` is how many
-    prompts go through the decoder graph per call (default: 8 on CPU, ``points_per_batch``
-    elsewhere); it changes speed and memory, not the masks. The other keyword arguments are
-    the official generator's (see :class:`AutomaskParams`).
+    Args:
+        model: a model folder (``sam2-onnx export``) or a :class:`SAM2OnnxPredictor`.
+        precision: ``"fp32"``, ``"fp16"`` or ``"int8"``, when a folder is given.
+        threads: ONNX Runtime threads (when a folder is given) and mask post-processing threads.
+        decoder_batch: prompts per decoder call (default 8 on CPU, ``points_per_batch``
+            elsewhere); it changes speed and memory, not the masks.
+        **params: the official ``SAM2AutomaticMaskGenerator``'s parameters
+            (:class:`AutomaskParams`: ``points_per_side``, ``pred_iou_thresh``, ...); unknown
+            names are refused.
     """
 
-    def __init__(self, model: str | Path | SAM2OnnxPredictor, *, precision: str = "fp32",
-                 threads: int | None = None, decoder_batch: int | None = None, **params):
+    def __init__(
+        self,
+        model: str | Path | SAM2OnnxPredictor,
+        *,
+        precision: str = "fp32",
+        threads: int | None = None,
+        decoder_batch: int | None = None,
+        **params,
+    ):
         unknown = sorted(set(params) - set(AutomaskParams.__dataclass_fields__))
         if unknown:
-            raise InputError(f"unknown parameter(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(AutomaskParams.__dataclass_fields__)}")
+            raise InputError(
+                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(AutomaskParams.__dataclass_fields__)}"
+            )
         self.params = AutomaskParams(**params)
         self.point_grids = self.params.grids()
-        self.predictor = (model if isinstance(model, SAM2OnnxPredictor)
-                          else SAM2OnnxPredictor(model, precision=precision, threads=threads))
+        self.predictor = (
+            model
+            if isinstance(model, SAM2OnnxPredictor)
+            else SAM2OnnxPredictor(model, precision=precision, threads=threads)
+        )
         if decoder_batch is None:
-            on_cpu = self.predictor.graphs.decoder.get_providers()[0] == "CPUExecutionProvider"
+            on_cpu = self.predictor.sessions.decoder.get_providers()[0] == "CPUExecutionProvider"
             decoder_batch = CPU_DECODER_BATCH if on_cpu else self.params.points_per_batch
         if not _is_int(decoder_batch) or decoder_batch < 1:
             raise InputError(f"decoder_batch must be an integer >= 1, not {decoder_batch!r}")
         self.decoder_batch = decoder_batch
-        self.workers = threads or os.cpu_count() or 1   # threads for the mask post-processing
+        self.workers = threads or os.cpu_count() or 1  # threads for the mask post-processing
         self.seconds: dict[str, float] = {}
 
-    def generate(self, image, progress: Progress | None = None) -> list[dict]:
-        """Masks for ``image`` (HxWx3 uint8 RGB or PIL image): a list of records with
-        ``segmentation`` (HxW bool array, or an RLE dict per ``output_mode``), ``area``,
-        ``bbox`` (XYWH), ``predicted_iou``, ``point_coords`` ([[x, y]]), ``stability_score``
-        and ``crop_box`` (XYWH), as the official generator. ``progress(done, total)`` is
-        called after each encoder run and each batch of points; ``self.seconds`` then holds
-        the time spent in the encoder, the decoder and the rest."""
+    def generate(self, image: ImageLike, progress: Progress | None = None) -> list[dict]:
+        """Every mask the official generator would keep for ``image``.
+
+        Args:
+            image: HxWx3 uint8 RGB array or PIL image.
+            progress: called as ``progress(done, total)`` after each encoder run and each batch
+                of points.
+
+        Returns:
+            One record per mask, as the official generator: ``segmentation`` (HxW bool array,
+            or an RLE dict per ``output_mode``), ``area`` (int), ``bbox`` (XYWH),
+            ``predicted_iou``, ``point_coords`` ([[x, y]]), ``stability_score``, ``crop_box``
+            (XYWH). ``self.seconds`` then holds the time spent in the encoder, the decoder and
+            the rest.
+        """
         p = self.params
         image = as_rgb(image)
         h, w = image.shape[:2]
@@ -222,7 +253,7 @@ class SAM2OnnxAutomaticMaskGenerator:
         found = _Found()
         for index, (box, layer) in enumerate(zip(boxes, layers)):
             found.extend(self._crop(image, box, index, layer))
-        if len(boxes) > 1:   # duplicates between crops: prefer masks from smaller crops
+        if len(boxes) > 1:  # duplicates between crops: prefer masks from smaller crops
             t0 = time.perf_counter()
             areas = np.array([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes], np.float32)
             scores = np.float32(1) / areas[np.asarray(found.crops, np.int64)]
@@ -248,47 +279,60 @@ class SAM2OnnxAutomaticMaskGenerator:
         self.seconds["encoder"] += time.perf_counter() - t0
         self._step()
         ch, cw = embedding.orig_hw
-        points = self.point_grids[layer] * np.array([cw, ch])      # crop pixels, float64 as official
+        points = self.point_grids[layer] * np.array([cw, ch])  # crop pixels, float64 as official
         found = _Found()
         for start in range(0, len(points), p.points_per_batch):
-            found.extend(self._batch(embedding, points[start:start + p.points_per_batch], box, image.shape[:2]))
+            found.extend(self._batch(embedding, points[start : start + p.points_per_batch], box, image.shape[:2]))
             self._step()
         t0 = time.perf_counter()
         found.crops = [index] * len(found.boxes)
         boxes = np.array(found.boxes, np.int64).reshape(-1, 4)
         found = found.take(nms(boxes, np.array(found.iou_preds, np.float32), p.box_nms_thresh))
-        found.boxes = [b + np.array([x0, y0, x0, y0]) for b in found.boxes]   # back to the image frame
+        found.boxes = [b + np.array([x0, y0, x0, y0]) for b in found.boxes]  # back to the image frame
         found.points = [pt + np.array([x0, y0], np.float32) for pt in found.points]
         self.seconds["masks"] += time.perf_counter() - t0
         return found
 
-    def _decode(self, embedding: Embedding, points: np.ndarray, mask_input=None,
-                multimask: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(
+        self, embedding: Embedding, points: np.ndarray, mask_input=None, multimask: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One point prompt per row: [k, C, 256, 256] logits and [k, C] scores."""
         t0 = time.perf_counter()
         step = self.decoder_batch
-        outs = [self.predictor.decode_logits(embedding, points[s:s + step, None, :], np.ones((len(points[s:s + step]), 1)),
-                                             mask_input=None if mask_input is None else mask_input[s:s + step],
-                                             multimask_output=multimask)
-                for s in range(0, len(points), step)]
+        outs = [
+            self.predictor.decode_logits(
+                embedding,
+                points[s : s + step, None, :],
+                np.ones((len(points[s : s + step]), 1)),
+                mask_input=None if mask_input is None else mask_input[s : s + step],
+                multimask_output=multimask,
+            )
+            for s in range(0, len(points), step)
+        ]
         self.seconds["decoder"] += time.perf_counter() - t0
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
-    def _batch(self, embedding: Embedding, points: np.ndarray, crop_box: list[int],
-               image_hw: tuple[int, int]) -> _Found:
+    def _batch(
+        self, embedding: Embedding, points: np.ndarray, crop_box: list[int], image_hw: tuple[int, int]
+    ) -> _Found:
         """Decode one batch of points and keep the masks that pass every filter."""
         p = self.params
-        points = points.astype(np.float32)                          # as torch.as_tensor(float32)
+        points = points.astype(np.float32)  # as torch.as_tensor(float32)
         low_res, iou_preds = self._decode(embedding, points, multimask=p.multimask_output)
         per_point = low_res.shape[1]
         low_res = low_res.reshape(-1, C.LOW_RES_SIZE, C.LOW_RES_SIZE)
         iou_preds = iou_preds.reshape(-1)
         points = np.repeat(points, per_point, axis=0)
-        if p.use_m2m:   # one refinement step: each mask fed back with its own point, single output
-            refined = [self._decode(embedding, points[s:s + p.points_per_batch],
-                                    np.clip(low_res[s:s + p.points_per_batch, None], -C.LOW_RES_CLAMP,
-                                            C.LOW_RES_CLAMP), multimask=False)
-                       for s in range(0, len(points), p.points_per_batch)]
+        if p.use_m2m:  # one refinement step: each mask fed back with its own point, single output
+            refined = [
+                self._decode(
+                    embedding,
+                    points[s : s + p.points_per_batch],
+                    np.clip(low_res[s : s + p.points_per_batch, None], -C.LOW_RES_CLAMP, C.LOW_RES_CLAMP),
+                    multimask=False,
+                )
+                for s in range(0, len(points), p.points_per_batch)
+            ]
             low_res = np.concatenate([r[0] for r in refined])[:, 0]
             iou_preds = np.concatenate([r[1] for r in refined])[:, 0]
         t0 = time.perf_counter()
@@ -297,7 +341,7 @@ class SAM2OnnxAutomaticMaskGenerator:
         # chunks bound the memory of the full-size logits and spread over the cores (numpy
         # releases the GIL in the array work): the decoder is idle meanwhile
         chunk = max(1, min(UPSAMPLE_PIXELS // (ch * cw), -(-len(keep) // self.workers)))
-        chunks = [keep[s:s + chunk] for s in range(0, len(keep), chunk)]
+        chunks = [keep[s : s + chunk] for s in range(0, len(keep), chunk)]
         work = partial(self._filter, low_res, iou_preds, points, (ch, cw), crop_box, image_hw)
         found = _Found()
         if len(chunks) > 1 and self.workers > 1:
@@ -310,13 +354,21 @@ class SAM2OnnxAutomaticMaskGenerator:
         self.seconds["masks"] += time.perf_counter() - t0
         return found
 
-    def _filter(self, low_res: np.ndarray, iou_preds: np.ndarray, points: np.ndarray, crop_hw: tuple[int, int],
-                crop_box: list[int], image_hw: tuple[int, int], rows: np.ndarray) -> _Found:
+    def _filter(
+        self,
+        low_res: np.ndarray,
+        iou_preds: np.ndarray,
+        points: np.ndarray,
+        crop_hw: tuple[int, int],
+        crop_box: list[int],
+        image_hw: tuple[int, int],
+        rows: np.ndarray,
+    ) -> _Found:
         """Masks ``rows`` of a batch at the crop's size: stability filter, binarisation, boxes,
         crop-edge filter; the survivors as packed bits."""
         p = self.params
         logits = remove_small_regions(low_res[rows], p.min_mask_region_area)
-        logits = upsample_masks(logits, crop_hw)                    # [k, ch, cw] as the official masks
+        logits = upsample_masks(logits, crop_hw)  # [k, ch, cw] as the official masks
         stability = stability_score(logits, p.mask_threshold, p.stability_score_offset)
         if p.stability_score_thresh > 0:
             ok = stability >= p.stability_score_thresh
@@ -325,9 +377,14 @@ class SAM2OnnxAutomaticMaskGenerator:
         del logits
         boxes = mask_boxes(masks)
         inside = np.flatnonzero(~near_crop_edge(boxes, crop_box, [0, 0, image_hw[1], image_hw[0]]))
-        return _Found([boxes[i] for i in inside], [iou_preds[rows[i]] for i in inside],
-                      [stability[i] for i in inside], [points[rows[i]] for i in inside], [],
-                      [np.packbits(masks[i]) for i in inside])
+        return _Found(
+            [boxes[i] for i in inside],
+            [iou_preds[rows[i]] for i in inside],
+            [stability[i] for i in inside],
+            [points[rows[i]] for i in inside],
+            [],
+            [np.packbits(masks[i]) for i in inside],
+        )
 
     def _records(self, found: _Found, boxes: list[list[int]], image_hw: tuple[int, int]) -> list[dict]:
         h, w = image_hw
@@ -342,13 +399,15 @@ class SAM2OnnxAutomaticMaskGenerator:
                 if self.params.output_mode == "coco_rle":
                     segmentation = coco_rle(segmentation)
             bx0, by0, bx1, by1 = (float(v) for v in found.boxes[i])
-            records.append({
-                "segmentation": segmentation,
-                "area": int(np.count_nonzero(mask)),
-                "bbox": [bx0, by0, bx1 - bx0, by1 - by0],
-                "predicted_iou": float(found.iou_preds[i]),
-                "point_coords": [[float(v) for v in found.points[i]]],
-                "stability_score": float(found.stability[i]),
-                "crop_box": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-            })
+            records.append(
+                {
+                    "segmentation": segmentation,
+                    "area": int(np.count_nonzero(mask)),
+                    "bbox": [bx0, by0, bx1 - bx0, by1 - by0],
+                    "predicted_iou": float(found.iou_preds[i]),
+                    "point_coords": [[float(v) for v in found.points[i]]],
+                    "stability_score": float(found.stability[i]),
+                    "crop_box": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                }
+            )
         return records

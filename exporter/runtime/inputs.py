@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import contract as C
-from ..errors import InputError, one_line
+from ..core import contract as C
+from ..core.errors import InputError, one_line
 from .transforms import transform_coords
 
 
@@ -45,8 +45,10 @@ def as_rgb(image) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise InputError(f"image must be a numpy array or a PIL image, not {type(image).__name__}")
     if image.dtype != np.uint8:
-        raise InputError(f"image must be uint8 (0..255 RGB), not {image.dtype}; "
-                         "scale and convert it first, e.g. (x * 255).astype(np.uint8)")
+        raise InputError(
+            f"image must be uint8 (0..255 RGB), not {image.dtype}; "
+            "scale and convert it first, e.g. (x * 255).astype(np.uint8)"
+        )
     if image.ndim == 3 and image.shape[2] in (1, 3, 4):
         rgb = image[..., :3] if image.shape[2] != 1 else np.repeat(image, 3, axis=2)
     elif image.ndim == 2:
@@ -62,14 +64,18 @@ def as_rgb(image) -> np.ndarray:
 class Prompts:
     """Decoder prompt inputs for L prompts, plus whether the caller gave a single prompt."""
 
-    point_coords: np.ndarray     # [L, N, 2] float32, 1024 frame
-    point_labels: np.ndarray     # [L, N] float32
-    mask_input: np.ndarray       # [L, 1, 256, 256] float32
-    has_mask_input: np.ndarray   # [L] float32
+    point_coords: np.ndarray  # [L, N, 2] float32, 1024 frame
+    point_labels: np.ndarray  # [L, N] float32
+    mask_input: np.ndarray  # [L, 1, 256, 256] float32
+    has_mask_input: np.ndarray  # [L] float32
 
     def feeds(self) -> dict[str, np.ndarray]:
-        return {"point_coords": self.point_coords, "point_labels": self.point_labels,
-                "mask_input": self.mask_input, "has_mask_input": self.has_mask_input}
+        return {
+            "point_coords": self.point_coords,
+            "point_labels": self.point_labels,
+            "mask_input": self.mask_input,
+            "has_mask_input": self.has_mask_input,
+        }
 
 
 def _array(x, name: str, ndims: tuple[int, ...], last: int | None = None) -> np.ndarray:
@@ -79,15 +85,17 @@ def _array(x, name: str, ndims: tuple[int, ...], last: int | None = None) -> np.
         raise InputError(f"{name} must be numeric, got {type(x).__name__}") from None
     if a.ndim not in ndims or (last is not None and a.shape[-1] != last):
         want = " or ".join(f"{n}-D" for n in ndims)
-        raise InputError(f"{name} must be {want}" + (f" with last dim {last}" if last else "")
-                         + f", not shape {a.shape}")
+        raise InputError(
+            f"{name} must be {want}" + (f" with last dim {last}" if last else "") + f", not shape {a.shape}"
+        )
     if not np.isfinite(a).all():
         raise InputError(f"{name} contains NaN or infinite values")
     return a
 
 
-def prepare_prompts(point_coords, point_labels, box, mask_input, orig_hw: tuple[int, int],
-                    normalize_coords: bool = True) -> Prompts:
+def prepare_prompts(
+    point_coords, point_labels, box, mask_input, orig_hw: tuple[int, int], normalize_coords: bool = True
+) -> Prompts:
     """Validate one image's prompts and turn them into decoder inputs."""
     coords = labels = boxes = None
     if (point_coords is None) != (point_labels is None):
@@ -99,13 +107,17 @@ def prepare_prompts(point_coords, point_labels, box, mask_input, orig_hw: tuple[
         if coords.ndim == 2:
             coords, labels = coords[None], labels[None] if labels.ndim == 1 else labels
         if labels.shape != coords.shape[:2]:
-            raise InputError(f"point_coords has {coords.shape[1]} point(s) per prompt "
-                             f"(shape {coords.shape}) but point_labels has shape {labels.shape}")
+            raise InputError(
+                f"point_coords has {coords.shape[1]} point(s) per prompt "
+                f"(shape {coords.shape}) but point_labels has shape {labels.shape}"
+            )
         allowed = {float(C.LABEL_BG), float(C.LABEL_FG)} | ({float(C.LABEL_PAD)} if batched else set())
         bad = sorted(set(np.unique(labels).tolist()) - allowed)
         if bad:
-            raise InputError(f"point_labels must be 1 (foreground) or 0 (background), or -1 to pad "
-                             f"[B, N, 2] prompts with fewer points; got {bad}; give boxes with box=")
+            raise InputError(
+                f"point_labels must be 1 (foreground) or 0 (background), or -1 to pad "
+                f"[B, N, 2] prompts with fewer points; got {bad}; give boxes with box="
+            )
         coords = transform_coords(coords, orig_hw, normalize_coords)
     if box is not None:
         boxes = _array(box, "box", (1, 2), last=4).reshape(-1, 4)
@@ -116,8 +128,10 @@ def prepare_prompts(point_coords, point_labels, box, mask_input, orig_hw: tuple[
         if coords is None:
             coords, labels = corners, corner_labels
         elif len(corners) != len(coords):
-            raise InputError(f"{len(corners)} box(es) but {len(coords)} point prompt(s): with several "
-                             "boxes give point_coords as [B, N, 2], one row of points per box")
+            raise InputError(
+                f"{len(corners)} box(es) but {len(coords)} point prompt(s): with several "
+                "boxes give point_coords as [B, N, 2], one row of points per box"
+            )
         else:
             coords = np.concatenate([corners, coords], axis=1)
             labels = np.concatenate([corner_labels, labels], axis=1)
@@ -132,8 +146,10 @@ def prepare_prompts(point_coords, point_labels, box, mask_input, orig_hw: tuple[
         masks = _array(mask_input, "mask_input", (3, 4))
         masks = masks[None] if masks.ndim == 3 else masks
         if masks.shape[1:] != (1, C.LOW_RES_SIZE, C.LOW_RES_SIZE) or masks.shape[0] not in (1, n):
-            raise InputError(f"mask_input must be [1, 256, 256] or [{n}, 1, 256, 256] "
-                             f"(low-res logits from a previous predict), not shape {np.shape(mask_input)}")
+            raise InputError(
+                f"mask_input must be [1, 256, 256] or [{n}, 1, 256, 256] "
+                f"(low-res logits from a previous predict), not shape {np.shape(mask_input)}"
+            )
         masks = np.broadcast_to(masks, (n, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE)).astype(np.float32)
         has = np.ones(n, np.float32)
     return Prompts(np.ascontiguousarray(coords, dtype=np.float32), labels.astype(np.float32), masks, has)

@@ -27,7 +27,7 @@ def mask_boxes(masks: np.ndarray) -> np.ndarray:
     """[K, H, W] bool -> [K, 4] int64 XYXY with inclusive max edges; [0, 0, 0, 0] if empty
     (``batched_mask_to_box``)."""
     k, h, w = masks.shape
-    rows, cols = masks.any(axis=2), masks.any(axis=1)            # [K, H], [K, W]
+    rows, cols = masks.any(axis=2), masks.any(axis=1)  # [K, H], [K, W]
     boxes = np.zeros((k, 4), np.int64)
     filled = rows.any(axis=1)
     boxes[:, 0] = np.argmax(cols, axis=1)
@@ -138,8 +138,8 @@ def torch_sort_descending(keys: np.ndarray) -> np.ndarray:
 
     def linear_insert(i: int, guarded_from: int | None) -> None:
         value = (key[i], idx[i])
-        if guarded_from is not None and value[0] > key[guarded_from]:   # goes to the front
-            key[guarded_from + 1:i + 1], idx[guarded_from + 1:i + 1] = key[guarded_from:i], idx[guarded_from:i]
+        if guarded_from is not None and value[0] > key[guarded_from]:  # goes to the front
+            key[guarded_from + 1 : i + 1], idx[guarded_from + 1 : i + 1] = key[guarded_from:i], idx[guarded_from:i]
             key[guarded_from], idx[guarded_from] = value
             return
         j = i - 1
@@ -151,9 +151,9 @@ def torch_sort_descending(keys: np.ndarray) -> np.ndarray:
     n = len(key)
     if n > 1:
         introsort(0, n, 2 * (n.bit_length() - 1))
-        for i in range(1, min(n, 16)):       # insertion sort of the first 16 (guarded) ...
+        for i in range(1, min(n, 16)):  # insertion sort of the first 16 (guarded) ...
             linear_insert(i, 0)
-        for i in range(16, n):               # ... then unguarded: a smaller key sits in front
+        for i in range(16, n):  # ... then unguarded: a smaller key sits in front
             linear_insert(i, None)
     return np.asarray(idx, np.int64)
 
@@ -177,13 +177,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         if suppressed[i]:
             continue
         keep.append(i)
-        rest = order[pos + 1:]
+        rest = order[pos + 1 :]
         rest = rest[~suppressed[rest]]
         if rest.size:
             iou = box_iou_row(boxes[i], boxes[rest]).astype(np.float64)
             suppressed[rest[iou > iou_threshold]] = True
     keep = np.asarray(keep, np.int64)
-    if len(boxes) > 1000:   # torchvision's _batched_nms_vanilla (boxes.numel() > 4000 on CPU)
+    if len(boxes) > 1000:  # torchvision's _batched_nms_vanilla (boxes.numel() > 4000 on CPU)
         keep = np.sort(keep)
         keep = keep[torch_sort_descending(scores[keep])]
     return keep
@@ -194,7 +194,7 @@ def _runs(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     row-major order."""
     edges = np.diff(np.pad(binary, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)                       # same order: one end per start
+    _, ends = np.nonzero(edges == -1)  # same order: one end per start
     return rows, starts, ends - 1
 
 
@@ -209,19 +209,19 @@ def small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
     """
     k, h, w = binary.shape
     rows, x0, x1 = _runs(binary.reshape(k * h, w))
-    stride = w + 2                                           # row-major keys, room for -1 and w
+    stride = w + 2  # row-major keys, room for -1 and w
     start_key, end_key = rows * stride + x0, rows * stride + x1
     below = (rows + 1) * stride
-    lo = np.searchsorted(end_key, below + x0 - 1)             # first run below ending at >= x0 - 1
+    lo = np.searchsorted(end_key, below + x0 - 1)  # first run below ending at >= x0 - 1
     hi = np.searchsorted(start_key, below + x1 + 1, side="right")  # past the last starting <= x1 + 1
-    hi[(rows % h) == h - 1] = lo[(rows % h) == h - 1]        # the last row of a mask has no row below
+    hi[(rows % h) == h - 1] = lo[(rows % h) == h - 1]  # the last row of a mask has no row below
     n_edges = np.maximum(hi - lo, 0)
     a = np.repeat(np.arange(len(rows)), n_edges)
     b = np.repeat(lo - np.cumsum(n_edges) + n_edges, n_edges) + np.arange(n_edges.sum())
     parent = np.arange(len(rows))
     while True:
         pa, pb = parent[a], parent[b]
-        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))   # hook the larger root
+        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))  # hook the larger root
         while True:
             jumped = parent[parent]
             if np.array_equal(jumped, parent):
@@ -231,7 +231,7 @@ def small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
             break
     area = np.bincount(parent, weights=x1 - x0 + 1, minlength=len(rows))
     small = area[parent] <= max_area
-    paint = np.zeros((k * h, w + 1), np.int32)               # +1 at a run's start, -1 past its end
+    paint = np.zeros((k * h, w + 1), np.int32)  # +1 at a run's start, -1 past its end
     np.add.at(paint, (rows[small], x0[small]), 1)
     np.add.at(paint, (rows[small], x1[small] + 1), -1)
     return (np.cumsum(paint, axis=1)[:, :w] > 0).reshape(k, h, w)

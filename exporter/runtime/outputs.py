@@ -15,16 +15,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..staging import publish, staging_dir
+from ..core.staging import publish, staging_dir
 from .overlay import overlay
 from .predictor import SAM2OnnxPredictor
 
 RESULT_FILE, OVERLAY_FILE = "result.json", "overlay.png"
 
 
-def predict_to_files(predictor: SAM2OnnxPredictor, image: np.ndarray, out: Path, *, points=None,
-                     labels=None, boxes=None, multimask_output: bool = True, force: bool = False,
-                     source: str = "") -> dict:
+def predict_to_files(
+    predictor: SAM2OnnxPredictor,
+    image: np.ndarray,
+    out: Path,
+    *,
+    points=None,
+    labels=None,
+    boxes=None,
+    multimask_output: bool = True,
+    force: bool = False,
+    source: str = "",
+) -> dict:
     """Embed ``image``, decode the prompt(s), write ``out/`` and return the JSON summary.
 
     ``points`` [N, 2] with ``labels`` [N] and ``boxes`` [B, 4] are pixel coordinates; several
@@ -51,14 +60,20 @@ def predict_to_files(predictor: SAM2OnnxPredictor, image: np.ndarray, out: Path,
         picture = overlay(image, [masks[p, best[p]] for p in range(len(masks))], points, labels, boxes)
         picture.save(staging / OVERLAY_FILE)
         summary = {
-            "image": source, "height": int(image.shape[0]), "width": int(image.shape[1]),
-            "model": predictor.manifest["variant"]["name"], "precision": predictor.graphs.precision,
+            "image": source,
+            "height": int(image.shape[0]),
+            "width": int(image.shape[1]),
+            "model": predictor.manifest["variant"]["name"],
+            "precision": predictor.sessions.precision,
             "weights": predictor.manifest["weights"]["source"],
-            "prompts": {"points": None if points is None else np.asarray(points).tolist(),
-                        "labels": None if labels is None else np.asarray(labels).tolist(),
-                        "boxes": None if boxes is None else np.asarray(boxes).tolist()},
+            "prompts": {
+                "points": None if points is None else np.asarray(points).tolist(),
+                "labels": None if labels is None else np.asarray(labels).tolist(),
+                "boxes": None if boxes is None else np.asarray(boxes).tolist(),
+            },
             "multimask_output": multimask_output,
-            "scores": scores.tolist(), "best": best.tolist(),
+            "scores": scores.tolist(),
+            "best": best.tolist(),
             "mask_area": [[int((m > 0.5).sum()) for m in per_prompt] for per_prompt in masks],
             "timings_ms": {"encoder": round((t1 - t0) * 1e3, 1), "decoder": round((t2 - t1) * 1e3, 1)},
             "files": files + [OVERLAY_FILE, RESULT_FILE],
@@ -71,16 +86,24 @@ def predict_to_files(predictor: SAM2OnnxPredictor, image: np.ndarray, out: Path,
     return summary
 
 
-def automask_to_files(generator, image: np.ndarray, out: Path, *, overlay_path: Path | None = None,
-                      force: bool = False, source: str = "", progress=None) -> dict:
+def automask_to_files(
+    generator,
+    image: np.ndarray,
+    out: Path,
+    *,
+    overlay_path: Path | None = None,
+    force: bool = False,
+    source: str = "",
+    progress=None,
+) -> dict:
     """Run ``generator`` (a SAM2OnnxAutomaticMaskGenerator with an RLE ``output_mode``) on
     ``image``; write the records as JSON to ``out`` and, if asked, the overlay PNG.
 
     Both files are rendered in memory first and each is renamed into place, so a failure
     leaves neither half-written; existing files are replaced only with ``force``.
     """
-    from ..errors import InputError, refuse_overwrite
-    from ..staging import write_text_atomic
+    from ..core.errors import InputError, refuse_overwrite
+    from ..core.staging import write_text_atomic
     from .overlay import automask_overlay
     from .rle import rle_to_mask
 
@@ -94,10 +117,14 @@ def automask_to_files(generator, image: np.ndarray, out: Path, *, overlay_path: 
     records = generator.generate(image, progress=progress)
     seconds = time.perf_counter() - t0
     summary = {
-        "image": source, "height": int(image.shape[0]), "width": int(image.shape[1]),
-        "model": generator.predictor.manifest["variant"]["name"], "precision": generator.predictor.graphs.precision,
+        "image": source,
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "model": generator.predictor.manifest["variant"]["name"],
+        "precision": generator.predictor.sessions.precision,
         "weights": generator.predictor.manifest["weights"]["source"],
-        "params": params.as_dict(), "count": len(records),
+        "params": params.as_dict(),
+        "count": len(records),
         "timings_s": {"total": round(seconds, 2), **{k: round(v, 2) for k, v in generator.seconds.items()}},
         "masks": records,
     }

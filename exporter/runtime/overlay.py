@@ -6,8 +6,16 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 # distinct, colour-blind-friendly colours (Okabe-Ito), one per prompt
-PALETTE = [(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233),
-           (213, 94, 0), (240, 228, 66), (0, 0, 0)]
+PALETTE = [
+    (0, 114, 178),
+    (230, 159, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (86, 180, 233),
+    (213, 94, 0),
+    (240, 228, 66),
+    (0, 0, 0),
+]
 FG, BG, BOX = (40, 220, 60), (235, 50, 50), (255, 255, 255)
 
 
@@ -23,8 +31,15 @@ def colours(n: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def overlay(image: np.ndarray, masks: list[np.ndarray], points=None, labels=None, boxes=None,
-            alpha: float = 0.5, palette: list | None = None) -> Image.Image:
+def overlay(
+    image: np.ndarray,
+    masks: list[np.ndarray],
+    points=None,
+    labels=None,
+    boxes=None,
+    alpha: float = 0.5,
+    palette: list | None = None,
+) -> Image.Image:
     """``image`` HxWx3 uint8 with each HxW mask (one per prompt) blended in its own colour
     (``palette``, default :func:`colours`), mask outlines, points (green foreground, red
     background) and boxes drawn."""
@@ -41,12 +56,16 @@ def overlay(image: np.ndarray, masks: list[np.ndarray], points=None, labels=None
     picture = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(picture)
     radius = max(4, round(min(image.shape[:2]) / 90))
-    for (x0, y0, x1, y1) in ([] if boxes is None else np.asarray(boxes, float).reshape(-1, 4)):
+    for x0, y0, x1, y1 in [] if boxes is None else np.asarray(boxes, float).reshape(-1, 4):
         draw.rectangle([x0, y0, x1, y1], outline=BOX, width=max(2, radius // 2))
     if points is not None:
         for (x, y), label in zip(np.asarray(points, float).reshape(-1, 2), np.asarray(labels).reshape(-1)):
-            draw.ellipse([x - radius, y - radius, x + radius, y + radius],
-                         fill=FG if label == 1 else BG, outline=(255, 255, 255), width=2)
+            draw.ellipse(
+                [x - radius, y - radius, x + radius, y + radius],
+                fill=FG if label == 1 else BG,
+                outline=(255, 255, 255),
+                width=2,
+            )
     return picture
 
 
@@ -55,5 +74,4 @@ def automask_overlay(image: np.ndarray, masks: list[np.ndarray], points=None, al
     top, with the point that produced each mask (as the official notebooks draw them)."""
     order = sorted(range(len(masks)), key=lambda i: -int(np.count_nonzero(masks[i])))
     pts = None if points is None else np.asarray(points, float).reshape(-1, 2)[order]
-    return overlay(image, [masks[i] for i in order], pts, None if pts is None else np.ones(len(pts)),
-                   alpha=alpha)
+    return overlay(image, [masks[i] for i in order], pts, None if pts is None else np.ones(len(pts)), alpha=alpha)

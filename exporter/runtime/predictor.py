@@ -11,82 +11,160 @@ Two ways to use it:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from .. import contract as C
-from ..errors import InputError, NotReadyError
-from .graphs import load_graphs
+from ..core import contract as C
+from ..core.errors import InputError, NotReadyError
 from .inputs import as_rgb, prepare_prompts
+from .sessions import load_sessions
 from .transforms import preprocess, upsample_masks
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+ImageLike = Union[np.ndarray, "Image"]  # HxWx3 uint8 RGB (HxW gray and HxWx4 RGBA are converted)
+ArrayLike = np.ndarray | Sequence  # anything np.asarray takes
+Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]  # masks, scores, low-res logits
 
 
 @dataclass(frozen=True)
 class Embedding:
     """One image's encoder outputs and its original size."""
 
-    image_embed: np.ndarray        # [1, 256, 64, 64] float32
-    high_res_feats_0: np.ndarray   # [1, 32, 256, 256]
-    high_res_feats_1: np.ndarray   # [1, 64, 128, 128]
-    orig_hw: tuple[int, int]       # original (height, width)
+    image_embed: np.ndarray  # [1, 256, 64, 64] float32
+    high_res_feats_0: np.ndarray  # [1, 32, 256, 256]
+    high_res_feats_1: np.ndarray  # [1, 64, 128, 128]
+    orig_hw: tuple[int, int]  # original (height, width)
 
     def feeds(self) -> dict[str, np.ndarray]:
-        return {"image_embed": self.image_embed, "high_res_feats_0": self.high_res_feats_0,
-                "high_res_feats_1": self.high_res_feats_1}
+        """The decoder graph's three feature inputs, by name."""
+        return {
+            "image_embed": self.image_embed,
+            "high_res_feats_0": self.high_res_feats_0,
+            "high_res_feats_1": self.high_res_feats_1,
+        }
 
 
 class SAM2OnnxPredictor:
     """Prompted segmentation with exported SAM 2 graphs; no torch.
 
-    ``model_dir`` is a folder written by ``sam2-onnx export``; its files are checked against
-    the manifest's sha256 before loading. ``precision`` picks ``encoder[.fp16|.int8].onnx``;
-    ``providers`` defaults to CUDA when present, then CPU; ``threads`` sets ONNX Runtime's
-    intra-op threads (default: all cores); ``optimization`` is the graph optimisation level
-    (disable, basic, extended, all).
+    Args:
+        model_dir: a folder written by ``sam2-onnx export``; its files are checked against the
+            manifest's sha256 before loading (IntegrityError / ManifestError otherwise).
+        precision: ``"fp32"``, ``"fp16"`` or ``"int8"``: which of the folder's graphs to load.
+        providers: ONNX Runtime execution providers; default CUDA when present, then CPU.
+        threads: ONNX Runtime intra-op threads; default all cores.
+        optimization: graph optimisation level: ``disable``, ``basic``, ``extended`` or ``all``.
+        mask_threshold: logit above which a pixel is in the mask (the official 0.0).
     """
 
-    def __init__(self, model_dir: str | Path, precision: str = "fp32", providers: list[str] | None = None,
-                 threads: int | None = None, optimization: str = "all", mask_threshold: float = C.MASK_THRESHOLD):
-        self.graphs = load_graphs(Path(model_dir), precision, providers, threads, optimization)
+    def __init__(
+        self,
+        model_dir: str | Path,
+        precision: str = "fp32",
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        optimization: str = "all",
+        mask_threshold: float = C.MASK_THRESHOLD,
+    ):
+        self.sessions = load_sessions(Path(model_dir), precision, providers, threads, optimization)
         self.model_dir = Path(model_dir)
         self.mask_threshold = mask_threshold
         self.reset_predictor()
 
     @property
     def manifest(self) -> dict:
-        return self.graphs.manifest
+        """The model folder's manifest.json (variant, weights, files, precisions, checks)."""
+        return self.sessions.manifest
 
     # --- stateless --------------------------------------------------------------------------
 
-    def embed(self, image) -> Embedding:
-        """Run the encoder on one image (HxWx3 uint8 RGB array or PIL image)."""
+    def embed(self, image: ImageLike) -> Embedding:
+        """Run the encoder on one image.
+
+        Args:
+            image: HxWx3 uint8 RGB array or PIL image, any size.
+
+        Returns:
+            Its :class:`Embedding`: features [1, 256, 64, 64], [1, 32, 256, 256],
+            [1, 64, 128, 128] and the original (H, W).
+        """
         return self.embed_batch([image])[0]
 
-    def embed_batch(self, images: list) -> list[Embedding]:
-        """One encoder call for several images (the graph's dynamic batch axis)."""
+    def embed_batch(self, images: Sequence[ImageLike]) -> list[Embedding]:
+        """One encoder call for B images (the graph's dynamic batch axis).
+
+        Args:
+            images: a non-empty list of HxWx3 uint8 RGB arrays or PIL images (sizes may differ).
+
+        Returns:
+            One :class:`Embedding` per image, in order.
+        """
         if not isinstance(images, (list, tuple)) or not images:
             raise InputError("images must be a non-empty list of images")
         rgb = [as_rgb(im) for im in images]
         outs = self.encode_tensor(np.concatenate([preprocess(im) for im in rgb]))
-        return [Embedding(outs["image_embed"][i:i + 1], outs["high_res_feats_0"][i:i + 1],
-                          outs["high_res_feats_1"][i:i + 1], im.shape[:2]) for i, im in enumerate(rgb)]
+        return [
+            Embedding(
+                outs["image_embed"][i : i + 1],
+                outs["high_res_feats_0"][i : i + 1],
+                outs["high_res_feats_1"][i : i + 1],
+                im.shape[:2],
+            )
+            for i, im in enumerate(rgb)
+        ]
 
     def encode_tensor(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The encoder graph on an already preprocessed [B, 3, 1024, 1024] tensor; outputs by name."""
-        return dict(zip(C.names(C.ENCODER_OUTPUTS), self.graphs.encoder.run(None, {C.ENCODER_INPUTS[0].name: x})))
+        """The encoder graph on an already preprocessed tensor.
 
-    def decode(self, embedding: Embedding, point_coords=None, point_labels=None, box=None, mask_input=None,
-               multimask_output: bool = True, return_logits: bool = False, normalize_coords: bool = True):
-        """Masks for one image's prompts; returns ``(masks, scores, low_res_logits)`` as
-        ``SAM2ImagePredictor.predict``: [C, H, W], [C], [C, 256, 256] for one prompt,
-        [B, C, H, W], [B, C], [B, C, 256, 256] for B prompts (C = 3, or 1 without multimask).
-        Masks are float32 0/1 (or logits with ``return_logits``), as the official ones.
+        Args:
+            x: float32 [B, 3, 1024, 1024], as ``runtime.transforms.preprocess`` makes it.
+
+        Returns:
+            ``{"high_res_feats_0": [B, 32, 256, 256], "high_res_feats_1": [B, 64, 128, 128],
+            "image_embed": [B, 256, 64, 64]}``.
         """
-        low_res, scores = self.decode_logits(embedding, point_coords, point_labels, box, mask_input,
-                                             multimask_output, normalize_coords)
-        masks = upsample_masks(low_res, embedding.orig_hw)   # from the unclamped logits
+        return dict(zip(C.names(C.ENCODER_OUTPUTS), self.sessions.encoder.run(None, {C.ENCODER_INPUTS[0].name: x})))
+
+    def decode(
+        self,
+        embedding: Embedding,
+        point_coords: ArrayLike | None = None,
+        point_labels: ArrayLike | None = None,
+        box: ArrayLike | None = None,
+        mask_input: ArrayLike | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        normalize_coords: bool = True,
+    ) -> Prediction:
+        """Masks for one image's prompts, as ``SAM2ImagePredictor.predict``.
+
+        Args:
+            embedding: from :meth:`embed`.
+            point_coords: [N, 2] or [B, N, 2] x, y in the original image's pixels.
+            point_labels: [N] or [B, N]: 1 foreground, 0 background.
+            box: [4] or [B, 4] XYXY pixels; two corner points labelled 2 and 3 in the graph.
+            mask_input: [1, 256, 256] or [B, 1, 256, 256] low-res logits of an earlier call.
+            multimask_output: three masks per prompt, else SAM 2's single stability-chosen one.
+            return_logits: masks as float32 logits instead of 0/1.
+            normalize_coords: True (the official default): coordinates are original-image
+                pixels; False: they are already relative, in [0, 1].
+
+        Returns:
+            ``(masks, scores, low_res_logits)``: [C, H, W], [C], [C, 256, 256] for one prompt,
+            [B, C, H, W], [B, C], [B, C, 256, 256] for B prompts (C = 3, or 1 without
+            multimask). Masks are float32 0/1 (or logits), low-res logits clamped to +-32, as
+            the official ones.
+        """
+        low_res, scores = self.decode_logits(
+            embedding, point_coords, point_labels, box, mask_input, multimask_output, normalize_coords
+        )
+        masks = upsample_masks(low_res, embedding.orig_hw)  # from the unclamped logits
         low_res = np.clip(low_res, -C.LOW_RES_CLAMP, C.LOW_RES_CLAMP)
         if not return_logits:
             masks = (masks > self.mask_threshold).astype(np.float32)
@@ -94,16 +172,31 @@ class SAM2OnnxPredictor:
             masks, scores, low_res = masks[0], scores[0], low_res[0]
         return masks, scores, low_res
 
-    def decode_logits(self, embedding: Embedding, point_coords=None, point_labels=None, box=None,
-                      mask_input=None, multimask_output: bool = True,
-                      normalize_coords: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """The decoder graph alone: unclamped low-res logits [L, C, 256, 256] and scores [L, C]
-        for L prompts (arguments as ``decode``), without upsampling; what the automatic mask
-        generator filters on before it upsamples the masks it keeps."""
-        prompts = prepare_prompts(point_coords, point_labels, box, mask_input, embedding.orig_hw,
-                                  normalize_coords)
-        out = dict(zip(C.names(C.DECODER_OUTPUTS),
-                       self.graphs.decoder.run(None, embedding.feeds() | prompts.feeds())))
+    def decode_logits(
+        self,
+        embedding: Embedding,
+        point_coords: ArrayLike | None = None,
+        point_labels: ArrayLike | None = None,
+        box: ArrayLike | None = None,
+        mask_input: ArrayLike | None = None,
+        multimask_output: bool = True,
+        normalize_coords: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder graph alone, without upsampling: what the automatic mask generator
+        filters on before it upsamples the masks it keeps.
+
+        Args:
+            embedding, point_coords, point_labels, box, mask_input, multimask_output,
+            normalize_coords: as :meth:`decode`.
+
+        Returns:
+            ``(low_res_logits, scores)``: unclamped [L, C, 256, 256] float32 and [L, C] for L
+            prompts (C = 3, or 1 without multimask).
+        """
+        prompts = prepare_prompts(point_coords, point_labels, box, mask_input, embedding.orig_hw, normalize_coords)
+        out = dict(
+            zip(C.names(C.DECODER_OUTPUTS), self.sessions.decoder.run(None, embedding.feeds() | prompts.feeds()))
+        )
         if multimask_output:
             return out["masks"], out["iou_predictions"]
         # SAM 2's stability-based single mask, chosen in the graph
@@ -112,14 +205,17 @@ class SAM2OnnxPredictor:
     # --- stateful, as SAM2ImagePredictor ----------------------------------------------------
 
     def reset_predictor(self) -> None:
+        """Forget the set image(s), as the official predictor."""
         self._embeddings: list[Embedding] = []
         self._is_batch = False
 
-    def set_image(self, image) -> None:
+    def set_image(self, image: ImageLike) -> None:
+        """Embed ``image`` (HxWx3 uint8 RGB or PIL) for the following :meth:`predict` calls."""
         self.reset_predictor()
         self._embeddings = [self.embed(image)]
 
-    def set_image_batch(self, image_list: list) -> None:
+    def set_image_batch(self, image_list: Sequence[ImageLike]) -> None:
+        """Embed several images in one encoder call for :meth:`predict_batch`."""
         self.reset_predictor()
         self._embeddings = self.embed_batch(image_list)
         self._is_batch = True
@@ -137,27 +233,74 @@ class SAM2OnnxPredictor:
         self._require_image("set_image")
         return np.concatenate([e.image_embed for e in self._embeddings])
 
-    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None,
-                multimask_output: bool = True, return_logits: bool = False, normalize_coords: bool = True):
-        """As ``SAM2ImagePredictor.predict`` (on the last set image, as the official one)."""
-        self._require_image("set_image")
-        return self.decode(self._embeddings[-1], point_coords, point_labels, box, mask_input,
-                           multimask_output, return_logits, normalize_coords)
+    def predict(
+        self,
+        point_coords: ArrayLike | None = None,
+        point_labels: ArrayLike | None = None,
+        box: ArrayLike | None = None,
+        mask_input: ArrayLike | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        normalize_coords: bool = True,
+    ) -> Prediction:
+        """As ``SAM2ImagePredictor.predict``, on the last set image.
 
-    def predict_batch(self, point_coords_batch=None, point_labels_batch=None, box_batch=None,
-                      mask_input_batch=None, multimask_output: bool = True, return_logits: bool = False,
-                      normalize_coords: bool = True):
-        """As ``SAM2ImagePredictor.predict_batch``: per image lists of masks, scores, logits."""
+        Args:
+            point_coords, point_labels, box, mask_input, multimask_output, return_logits,
+            normalize_coords: as :meth:`decode`.
+
+        Returns:
+            ``(masks, scores, low_res_logits)`` with the shapes :meth:`decode` gives.
+        """
+        self._require_image("set_image")
+        return self.decode(
+            self._embeddings[-1],
+            point_coords,
+            point_labels,
+            box,
+            mask_input,
+            multimask_output,
+            return_logits,
+            normalize_coords,
+        )
+
+    def predict_batch(
+        self,
+        point_coords_batch: Sequence | None = None,
+        point_labels_batch: Sequence | None = None,
+        box_batch: Sequence | None = None,
+        mask_input_batch: Sequence | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        normalize_coords: bool = True,
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """As ``SAM2ImagePredictor.predict_batch``, on the images of :meth:`set_image_batch`.
+
+        Args:
+            point_coords_batch, point_labels_batch, box_batch, mask_input_batch: one entry per
+                image (or None), each as :meth:`decode` takes it.
+            multimask_output, return_logits, normalize_coords: as :meth:`decode`.
+
+        Returns:
+            ``(masks, scores, low_res_logits)``: lists with one array per image, shaped as
+            :meth:`decode` returns them.
+        """
         self._require_image("set_image_batch")
         if not self._is_batch:
             raise NotReadyError("predict_batch needs images set with set_image_batch(...)")
         n = len(self._embeddings)
         per_image = []
-        for name, value in (("point_coords_batch", point_coords_batch), ("point_labels_batch", point_labels_batch),
-                            ("box_batch", box_batch), ("mask_input_batch", mask_input_batch)):
+        for name, value in (
+            ("point_coords_batch", point_coords_batch),
+            ("point_labels_batch", point_labels_batch),
+            ("box_batch", box_batch),
+            ("mask_input_batch", mask_input_batch),
+        ):
             if value is not None and len(value) != n:
                 raise InputError(f"{name} has {len(value)} entries for {n} images")
             per_image.append(value if value is not None else [None] * n)
-        results = [self.decode(e, *(v[i] for v in per_image), multimask_output, return_logits, normalize_coords)
-                   for i, e in enumerate(self._embeddings)]
+        results = [
+            self.decode(e, *(v[i] for v in per_image), multimask_output, return_logits, normalize_coords)
+            for i, e in enumerate(self._embeddings)
+        ]
         return tuple(list(r) for r in zip(*results))

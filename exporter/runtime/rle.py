@@ -16,7 +16,7 @@ import numpy as np
 def mask_to_rle(mask: np.ndarray) -> dict:
     """[H, W] bool -> uncompressed RLE."""
     h, w = mask.shape
-    flat = np.asarray(mask, bool).T.ravel()          # column-major, as COCO
+    flat = np.asarray(mask, bool).T.ravel()  # column-major, as COCO
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     bounds = np.concatenate(([0], change, [h * w]))
     counts = np.diff(bounds).tolist()
@@ -30,7 +30,7 @@ def rle_to_mask(rle: dict) -> np.ndarray:
     h, w = rle["size"]
     counts = rle["counts"]
     counts = np.asarray(coco_decode(counts) if isinstance(counts, str) else counts, np.int64)
-    values = np.arange(len(counts)) % 2 == 1        # runs alternate 0, 1, 0, ...
+    values = np.arange(len(counts)) % 2 == 1  # runs alternate 0, 1, 0, ...
     flat = np.repeat(values, counts)
     if flat.size != h * w:
         raise ValueError(f"RLE counts cover {flat.size} pixels, size {h}x{w} has {h * w}")
@@ -51,7 +51,7 @@ def coco_counts(counts: list[int]) -> str:
         more = True
         while more:
             c = x & 0x1F
-            x >>= 5                                  # arithmetic shift, as C's on a long
+            x >>= 5  # arithmetic shift, as C's on a long
             more = x != -1 if c & 0x10 else x != 0
             if more:
                 c |= 0x20
@@ -72,7 +72,7 @@ def coco_decode(text: str) -> list[int]:
             pos += 1
             shift += 5
             if not more and c & 0x10:
-                x |= -1 << shift                      # sign-extend
+                x |= -1 << shift  # sign-extend
         if len(counts) > 2:
             x += counts[-2]
         counts.append(x)

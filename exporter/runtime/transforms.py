@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import contract as C
+from ..core import contract as C
 
 _MEAN = np.array(C.PIXEL_MEAN, dtype=np.float32)
 _STD = np.array(C.PIXEL_STD, dtype=np.float32)
@@ -50,7 +50,7 @@ def _resample(x: np.ndarray, axis: int, taps: tuple[np.ndarray, np.ndarray]) -> 
     idx, w = taps
     shape = [1] * x.ndim
     shape[axis] = idx.shape[0]
-    out = np.zeros(x.shape[:axis] + (idx.shape[0],) + x.shape[axis + 1:], dtype=np.float32)
+    out = np.zeros(x.shape[:axis] + (idx.shape[0],) + x.shape[axis + 1 :], dtype=np.float32)
     for k in range(idx.shape[1]):
         out += np.take(x, idx[:, k], axis=axis) * w[:, k].reshape(shape)
     return out
@@ -59,11 +59,11 @@ def _resample(x: np.ndarray, axis: int, taps: tuple[np.ndarray, np.ndarray]) -> 
 def preprocess(image: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 RGB -> [1, 3, 1024, 1024] float32, as SAM2Transforms(image)[None]."""
     h, w = image.shape[:2]
-    x = image.astype(np.float32) / np.float32(255.0)           # ToTensor
+    x = image.astype(np.float32) / np.float32(255.0)  # ToTensor
     # torch resamples the last axis (width) first, then the height, keeping float32 between
     x = _resample(x, 1, _aa_taps(w, C.IMAGE_SIZE))
     x = _resample(x, 0, _aa_taps(h, C.IMAGE_SIZE))
-    x = (x - _MEAN) / _STD                                      # Normalize
+    x = (x - _MEAN) / _STD  # Normalize
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
@@ -106,10 +106,10 @@ def upsample_masks(logits: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
     rows *= b0
     tmp = np.take(logits, c1, axis=-1)
     tmp *= b1
-    rows += tmp                                  # [..., 256, W]
+    rows += tmp  # [..., 256, W]
     out = np.take(rows, r0, axis=-2)
     out *= a0[:, None]
     tmp = np.take(rows, r1, axis=-2)
     tmp *= a1[:, None]
-    out += tmp                                   # [..., H, W]
+    out += tmp  # [..., H, W]
     return out

@@ -1,0 +1,155 @@
+"""``manifest.json``: what an artifact folder holds, how it was made, and how to check it.
+
+Standard library only, so the torch-free runtime reads and verifies manifests with this same
+code. The I/O spec and preprocessing constants are rendered from :mod:`exporter.core.contract`;
+nothing here restates them.
+
+Layout (schema 1)::
+
+    {"schema": "sam2-onnx/manifest", "schema_version": 1,
+     "variant": {...}, "versions": {...}, "opset": 17, "exporter": "...",
+     "weights": {"source": "random"|"checkpoint", "state_dict_sha256": ..., ...},
+     "files": {"encoder.onnx": {"graph": "encoder", "precision": "fp32", "sha256": ..., "bytes": ...}, ...},
+     "io": {"encoder": {"file": ..., "inputs": [...], "outputs": [...]}, "decoder": {...}},
+     "preprocessing": {...}, "single_mask": {...}, "options": {...}, "simplification": {...}}
+
+No timestamps or absolute paths: exporting the same weights twice gives the same manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+
+from . import contract as C
+from .digests import sha256_file
+from .errors import IntegrityError, ManifestError
+from .staging import write_text_atomic
+
+MANIFEST_FILE = "manifest.json"
+SCHEMA = "sam2-onnx/manifest"
+SCHEMA_VERSION = 1
+
+GRAPHS = {  # graph role -> (fp32 file, inputs, outputs)
+    "encoder": (C.ENCODER_FILE, C.ENCODER_INPUTS, C.ENCODER_OUTPUTS),
+    "decoder": (C.DECODER_FILE, C.DECODER_INPUTS, C.DECODER_OUTPUTS),
+}
+
+
+def package_versions(*dists: str) -> dict[str, str]:
+    """Installed distribution versions ("not installed" rather than failing)."""
+    out = {}
+    for d in dists:
+        try:
+            out[d] = metadata.version(d)
+        except metadata.PackageNotFoundError:
+            out[d] = "not installed"
+    return out
+
+
+def _specs(specs: tuple[C.TensorSpec, ...]) -> list[dict]:
+    return [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape), "meaning": s.meaning} for s in specs]
+
+
+def io_spec() -> dict:
+    """The contract as JSON: per graph its file and inputs/outputs with symbolic dims as strings."""
+    return {
+        role: {"file": file, "inputs": _specs(ins), "outputs": _specs(outs)}
+        for role, (file, ins, outs) in GRAPHS.items()
+    }
+
+
+def preprocessing() -> dict:
+    """What a consumer must do around the graphs to reproduce SAM2ImagePredictor."""
+    return {
+        "image_size": C.IMAGE_SIZE,
+        "steps": [  # SAM2Transforms, in this order
+            "RGB uint8 HxWx3 -> float32 3xHxW divided by 255",
+            "resize to image_size x image_size, bilinear with antialias, aspect ratio not kept",
+            "subtract pixel_mean, divide by pixel_std (per channel)",
+        ],
+        "pixel_mean": list(C.PIXEL_MEAN),
+        "pixel_std": list(C.PIXEL_STD),
+        "point_coords": "pixel x,y scaled by (image_size / width, image_size / height)",
+        "boxes": "x0,y0,x1,y1 as two points labelled 2 and 3, placed before the other points",
+        "padding_label": C.LABEL_PAD,
+        "low_res_size": C.LOW_RES_SIZE,
+        "upsample": "bilinear, align_corners=False, low-res logits -> original height x width",
+        "mask_threshold": C.MASK_THRESHOLD,
+        "low_res_logits_clamp": C.LOW_RES_CLAMP,
+    }
+
+
+def single_mask() -> dict:
+    """How multimask_output=False is served (documented in docs/io-contract.md as well)."""
+    return {
+        "outputs": [s.name for s in C.DECODER_OUTPUTS[2:]],
+        "rule": "token 0's mask unless its stability score (IoU of the masks thresholded at "
+        f"+-{C.STABILITY_DELTA}) is below {C.STABILITY_THRESH}; then the best of tokens "
+        "1..3 by predicted IoU (SAM 2's dynamic_multimask_via_stability, in the graph)",
+    }
+
+
+def random_seed(weights: dict) -> int | None:
+    """The seed if the weights are seeded random ones (exported with --random-weights, or from a
+    checkpoint file saved as random weights), else None."""
+    if weights.get("source") == "random":
+        return weights.get("seed")
+    return weights.get("random_weights_seed")
+
+
+def file_entry(path: Path, graph: str, precision: str) -> dict:
+    path = Path(path)
+    return {"graph": graph, "precision": precision, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def write_manifest(folder: Path, manifest: dict) -> Path:
+    """Write ``folder/manifest.json`` atomically, keys in a stable order."""
+    path = Path(folder) / MANIFEST_FILE
+    write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def read_manifest(folder: Path) -> dict:
+    """Load and sanity-check ``folder/manifest.json``."""
+    path = Path(folder) / MANIFEST_FILE
+    if not Path(folder).is_dir():
+        raise ManifestError(f"{folder}: not a directory (expected an exported model folder)")
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: missing; is {folder} a folder written by `sam2-onnx export`?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise ManifestError(f"{path}: not a sam2-onnx manifest")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ManifestError(
+            f"{path}: schema version {manifest.get('schema_version')} "
+            f"is not supported (this sam2-onnx reads {SCHEMA_VERSION})"
+        )
+    if not isinstance(manifest.get("files"), dict):
+        raise ManifestError(f"{path}: has no file list")
+    return manifest
+
+
+def verify_files(folder: Path, manifest: dict, names: list[str] | None = None) -> None:
+    """Check size then sha256 of each listed file (all by default); IntegrityError names the first bad one."""
+    for name in names if names is not None else list(manifest["files"]):
+        entry = manifest["files"].get(name)
+        if entry is None:
+            raise ManifestError(f"{folder}: manifest lists no file {name}")
+        path = Path(folder) / name
+        if not path.is_file():
+            raise IntegrityError(f"{path}: missing (listed in the manifest)")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise IntegrityError(
+                f"{path}: {size} bytes, manifest says {entry['bytes']} "
+                "(truncated or replaced; re-export or re-download)"
+            )
+        if sha256_file(path) != entry["sha256"]:
+            raise IntegrityError(
+                f"{path}: sha256 differs from the manifest (modified or corrupt; re-export or re-download)"
+            )

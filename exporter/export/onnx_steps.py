@@ -1,0 +1,137 @@
+"""One ONNX graph file through the export pipeline: trace, check, simplify (verified), stamp.
+
+Every function works on a file in the staging folder, so large graphs never need two
+in-memory copies: ONNX's shape inference and checker run on paths, in C++.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..checks.equivalence import Feeds, Outputs, Tolerance, compare, run_graph
+from ..core import contract as C
+from ..core.errors import ExportError, one_line
+from ..core.manifest import GRAPHS
+
+# Simplified vs traced graph, same inputs, same runtime: the only differences come from
+# onnxsim's constant folding and op fusion, so the bounds are as tight as the export tests'.
+SIMPLIFY_TOLERANCE = {"encoder": Tolerance(rel_l2=1e-5), "decoder": Tolerance(max_abs=1e-4)}
+
+
+def trace(module, args: tuple, path: Path, role: str, opset: int) -> None:
+    """torch.onnx.export with the contract's names and dynamic axes (TorchScript tracer)."""
+    import torch
+
+    _, inputs, outputs = GRAPHS[role]
+    with warnings.catch_warnings():
+        # The TorchScript exporter's deprecation notice and its tracer warnings (shape
+        # arithmetic turned into constants) are expected; the exported graphs are verified
+        # against the PyTorch wrappers by the tests, for every variant and dynamic dim.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=C.names(inputs),
+            output_names=C.names(outputs),
+            dynamic_axes=C.dynamic_axes(inputs, outputs),
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def check(path: Path) -> None:
+    """Strict shape inference with data propagation, written into the file, then the full checker.
+
+    The TorchScript exporter leaves reshaped outputs with made-up symbolic dims; strict
+    inference with data propagation recovers the static ones the contract declares.
+    """
+    tmp = path.with_suffix(".inferred")
+    try:
+        onnx.shape_inference.infer_shapes_path(str(path), str(tmp), strict_mode=True, data_prop=True)
+        os.replace(tmp, path)
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"{path.name} fails the ONNX checks: {one_line(exc, 1000, with_type=False)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def io_of(graph: onnx.GraphProto) -> tuple[list, list]:
+    """``[(name, numpy dtype name, dims)]`` of the graph's inputs and outputs (see contract.mismatches)."""
+
+    def describe(values):
+        return [
+            (
+                v.name,
+                np.dtype(onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name,
+                [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+            )
+            for v in values
+        ]
+
+    return describe(graph.input), describe(graph.output)
+
+
+def simplify_verified(path: Path, role: str, feeds: list[Feeds], reference: list[Outputs]) -> dict:
+    """onnxsim ``path`` in place, if the result checks and reproduces ``reference`` on ``feeds``.
+
+    Returns the record kept in the manifest: status "applied" or "rejected", node counts,
+    tolerance, the comparison, and why. A rejected simplification leaves ``path`` untouched.
+    """
+    import onnxsim
+
+    candidate = path.with_suffix(".simplified")
+    model = onnx.load(str(path))
+    record = {
+        "status": "rejected",
+        "nodes_before": len(model.graph.node),
+        "nodes_after": None,
+        "tolerance": SIMPLIFY_TOLERANCE[role].__dict__,
+        "comparison": None,
+        "detail": "",
+    }
+    try:
+        simplified, _ = onnxsim.simplify(model, check_n=0)
+        del model
+        record["nodes_after"] = len(simplified.graph.node)
+        onnx.save(simplified, str(candidate))
+        del simplified
+        check(candidate)
+    except Exception as exc:  # simplification is an optimisation: any failure keeps the traced graph
+        record["detail"] = f"simplified graph unusable: {one_line(exc)}"
+        candidate.unlink(missing_ok=True)
+        return record
+    result = compare(reference, run_graph(candidate, feeds), SIMPLIFY_TOLERANCE[role])
+    record["comparison"] = result.as_dict()
+    if result.ok:
+        record["status"], record["detail"] = "applied", "same outputs on the sample photo within tolerance"
+        os.replace(candidate, path)
+    else:
+        record["detail"] = "outputs differ: " + "; ".join(result.failures[:3])
+        candidate.unlink()
+    return record
+
+
+def stamp(src: Path, dst: Path, role: str, props: dict[str, str]) -> None:
+    """Check ``src``'s I/O against the contract, write provenance into metadata_props as ``dst``."""
+    file, inputs, outputs = GRAPHS[role]
+    model = onnx.load(str(src))
+    got_in, got_out = io_of(model.graph)
+    problems = C.mismatches(inputs, got_in) + C.mismatches(outputs, got_out)
+    if problems:
+        raise ExportError(f"{file} breaks the I/O contract: " + "; ".join(problems[:3]))
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = f"SAM 2 {role} graph exported by sam2-onnx; see metadata_props and manifest.json"
+    onnx.save(model, str(dst))
+    del model
+    src.unlink()
+    check(dst)

@@ -1,0 +1,310 @@
+"""Export one SAM 2 variant: load -> trace -> check -> simplify (verified) -> stamp -> publish.
+
+``export_variant`` writes ``<out>/<variant name>/`` with ``encoder.onnx``, ``decoder.onnx``, the
+FP16/INT8 graphs asked for (``encoder.fp16.onnx`` ..., see precision/) and ``manifest.json``,
+built in a staging folder and renamed into place at the end (core/staging.py).
+
+Memory: graphs are traced straight to files and the torch model is freed before anything else
+runs; ONNX's shape inference and checker work on the files in C++. ``large`` peaks far under
+the ~14 GB of a naive in-memory export (docs/performance.md, from ``scripts/bench_export.py``).
+
+Same weights, same options -> byte-identical ONNX files and manifest (no timestamps, no paths).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from ..checks.sample_inputs import SAMPLE_PHOTO, encoder_feed, reference_runs
+from ..core import contract as C
+from ..core import manifest as M
+from ..core.errors import CheckpointError, ExportError, InputError, refuse_overwrite
+from ..core.staging import publish, staging_dir
+from ..core.variants import Variant
+from ..precision import build_precisions, check_settings, parse_precisions
+from ..precision import steps as precision_steps
+from . import onnx_steps as G
+
+MIN_OPSET = 16  # the oldest opset this toolkit supports and tests
+MAX_OPSET = 20  # the newest the TorchScript exporter of torch 2.14 can emit
+EXPORTER = "torch.onnx.export, TorchScript tracer (dynamo=False)"
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    manifest: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _Progress:
+    """One console line per step: its number, name, wall time and a short outcome."""
+
+    def __init__(self, total: int, stream: TextIO | None):
+        self.total, self.stream, self.done = total, stream, 0
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str):
+        self.done += 1
+        self._write(f"  [{self.done:>2}/{self.total}] {name:<28}")
+        outcome = {"detail": ""}
+        t0 = time.perf_counter()
+        try:
+            yield outcome
+        except BaseException:
+            self._write(f"{time.perf_counter() - t0:7.1f} s  failed\n")
+            raise
+        self.seconds[name] = time.perf_counter() - t0
+        self._write(f"{self.seconds[name]:7.1f} s  {outcome['detail']}".rstrip() + "\n")
+
+    def _write(self, text: str) -> None:
+        if self.stream is not None:
+            self.stream.write(text)
+            self.stream.flush()
+
+
+def check_opset(opset: int) -> int:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset} is not supported: use {MIN_OPSET} to {MAX_OPSET}")
+    return opset
+
+
+def export_variant(
+    variant: Variant,
+    out: Path,
+    *,
+    checkpoint: Path | None = None,
+    seed: int | None = None,
+    opset: int | None = None,
+    simplify: bool = True,
+    fast: bool = True,
+    force: bool = False,
+    precisions: list[str] = ("fp32",),
+    calibration_images: Path | None = None,
+    stream: TextIO | None = sys.stderr,
+) -> ExportResult:
+    """Export ``variant`` with the weights of ``checkpoint`` or random weights from ``seed``.
+
+    ``precisions``: "fp32" plus any of "fp16", "int8" (see exporter/precision); static INT8
+    calibrates on ``calibration_images`` (a folder) or the bundled photos. ``fast``: trace with
+    the faster export forms of wrappers/fast_forms.py (same math); False traces sam2 as written.
+
+    Returns the final folder, its manifest and the seconds per step. Raises ExportError
+    (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
+    other-variant checkpoint), OutputExistsError (folder exists and not ``force``).
+    """
+    if (checkpoint is None) == (seed is None):
+        raise ExportError("give exactly one of a checkpoint or random weights with a seed")
+    opset = check_opset(variant.opset if opset is None else opset)
+    precisions = parse_precisions(",".join(precisions))
+    check_settings(variant, precisions)
+    if calibration_images is not None and not Path(calibration_images).is_dir():
+        raise InputError(f"--calibration-images {calibration_images}: not a directory")
+    out, final = Path(out), Path(out) / variant.name
+    refuse_overwrite(final, force)  # before minutes of work; publish checks again
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise CheckpointError(f"{checkpoint}: no such file")
+    weights_text = f"checkpoint {Path(checkpoint).name}" if checkpoint else f"random weights, seed {seed}"
+    if stream is not None:
+        stream.write(f"export {variant.name} ({weights_text}, opset {opset}) -> {final}\n")
+    progress = _Progress((9 if simplify else 7) + precision_steps(precisions, variant), stream)
+    staging = staging_dir(out, variant.name)
+    try:
+        _export_into(
+            staging, variant, checkpoint, seed, opset, simplify, fast, precisions, calibration_images, progress
+        )
+        with progress.step("publish") as s:
+            publish(staging, final, force)
+            s["detail"] = str(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(final, M.read_manifest(final), progress.seconds)
+
+
+def _export_into(
+    staging: Path, variant: Variant, checkpoint, seed, opset, simplify, fast, precisions, calibration_images, progress
+) -> None:
+    import torch
+
+    from ..checkpoints.loading import load_checkpoint, random_model
+    from ..wrappers import ImageEncoder, PromptDecoder
+    from ..wrappers.fast_forms import FORM_NAMES, fast_forms
+
+    raw = {role: staging / f"{role}.traced.onnx" for role in M.GRAPHS}
+    with progress.step("load weights") as s:
+        model, source = load_checkpoint(variant, checkpoint) if checkpoint else random_model(variant, seed)
+        s["detail"] = f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
+    weights = _weights_record(source)
+    with progress.step("trace encoder + decoder") as s:
+        with fast_forms(model, fast) as swapped:
+            G.trace(
+                ImageEncoder(model).eval(),
+                (torch.from_numpy(encoder_feed()["image"]),),
+                raw["encoder"],
+                "encoder",
+                opset,
+            )
+            # L=2, N=3 so that no dynamic dim is traced as a constant 1
+            args = (
+                torch.zeros(1, 256, 64, 64),
+                torch.zeros(1, 32, 256, 256),
+                torch.zeros(1, 64, 128, 128),
+                torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(0)) * C.IMAGE_SIZE,
+                torch.tensor([[1.0, 0.0, -1.0], [2.0, 3.0, 1.0]]),
+                torch.zeros(2, 1, 256, 256),
+                torch.tensor([0.0, 1.0]),
+            )
+            G.trace(PromptDecoder(model).eval(), args, raw["decoder"], "decoder", opset)
+        s["detail"] = f"{swapped} modules in fast export form" if fast else "plain sam2 modules (--plain-graphs)"
+        del model, args  # after the forms are undone: they hold the model's modules until then
+        gc.collect()
+    with progress.step("check graphs") as s:
+        for path in raw.values():
+            G.check(path)
+        s["detail"] = "strict shape inference + full checker"
+    simplification = {role: {"status": "skipped", "detail": "--no-simplify"} for role in M.GRAPHS}
+    if simplify:
+        with progress.step("reference run (onnxruntime)") as s:
+            runs = reference_runs(raw["encoder"], raw["decoder"])
+            s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, 5 prompts"
+        for role in M.GRAPHS:
+            with progress.step(f"simplify {role}") as s:
+                simplification[role] = rec = G.simplify_verified(raw[role], role, *runs[role])
+                s["detail"] = (
+                    f"{rec['nodes_before']} -> {rec['nodes_after']} nodes, verified"
+                    if rec["status"] == "applied"
+                    else f"KEPT UNSIMPLIFIED: {rec['detail']}"
+                )
+    with progress.step("stamp fp32 graphs") as s:
+        files = {}
+        for role, (file, _, _) in M.GRAPHS.items():
+            applied = simplification[role]["status"] == "applied"
+            G.stamp(raw[role], staging / file, role, _provenance(variant, role, weights, opset, applied, "fp32"))
+            files[file] = M.file_entry(staging / file, role, "fp32")
+        s["detail"] = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
+    derived = build_precisions(staging, variant, precisions, calibration_images, progress.step)
+    with progress.step("stamp + write manifest") as s:
+        for file, (role, precision) in derived.pop("new_files").items():
+            applied = simplification[role]["status"] == "applied"
+            unstamped = staging / f".{file}.unstamped"
+            os.replace(staging / file, unstamped)
+            G.stamp(unstamped, staging / file, role, _provenance(variant, role, weights, opset, applied, precision))
+            files[file] = M.file_entry(staging / file, role, precision)
+        M.write_manifest(
+            staging,
+            _manifest(
+                variant,
+                weights,
+                opset,
+                simplify,
+                list(FORM_NAMES) if fast else [],
+                precisions,
+                files,
+                simplification,
+                derived,
+            ),
+        )
+        s["detail"] = f"{len(files)} graphs: " + ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
+
+
+def _weights_record(source) -> dict:
+    if source.kind == "random":
+        return {
+            "source": "random",
+            "seed": source.seed,
+            "state_dict_sha256": source.state_dict_sha256,
+            "note": "seeded random weights standing in for an official checkpoint; for testing the pipeline only",
+        }
+    record = {
+        "source": "checkpoint",
+        "checkpoint_file": Path(source.path).name,
+        "checkpoint_sha256": source.file_sha256,
+        "state_dict_sha256": source.state_dict_sha256,
+    }
+    if source.seed is not None:  # a file written by save_checkpoint(random_seed=...)
+        record |= {
+            "random_weights_seed": source.seed,
+            "note": "a checkpoint file of seeded random weights; for testing the pipeline only",
+        }
+    return record
+
+
+def _provenance(
+    variant: Variant, role: str, weights: dict, opset: int, simplified: bool, precision: str
+) -> dict[str, str]:
+    """metadata_props of each ONNX file: enough to trace it back without the manifest."""
+    props = {
+        "sam2_onnx.variant": variant.name,
+        "sam2_onnx.graph": role,
+        "sam2_onnx.version": M.package_versions("sam2-onnx-exporter")["sam2-onnx-exporter"],
+        "sam2_onnx.opset": str(opset),
+        "sam2_onnx.simplified": str(simplified).lower(),
+        "sam2_onnx.precision": precision,
+        "sam2_onnx.weights_source": weights["source"],
+        "sam2_onnx.weights_sha256": weights["state_dict_sha256"],
+    }
+    if M.random_seed(weights) is not None:
+        props["sam2_onnx.seed"] = str(M.random_seed(weights))
+    else:
+        props["sam2_onnx.checkpoint_sha256"] = weights["checkpoint_sha256"]
+    props["sam2_onnx.io"] = json.dumps(M.io_spec()[role], separators=(",", ":"))
+    return props
+
+
+def _manifest(
+    variant: Variant,
+    weights: dict,
+    opset: int,
+    simplify: bool,
+    forms: list[str],
+    precisions: list[str],
+    files: dict,
+    simplification: dict,
+    derived: dict,
+) -> dict:
+    return {
+        "schema": M.SCHEMA,
+        "schema_version": M.SCHEMA_VERSION,
+        "variant": {
+            "name": variant.name,
+            "family": variant.family,
+            "size": variant.size,
+            "sam2_config": variant.sam2_config,
+            "parameters": variant.parameters,
+        },
+        "versions": M.package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime", "onnxsim")
+        | {"python": platform.python_version()},
+        "opset": opset,
+        "exporter": EXPORTER,
+        "weights": weights,
+        "files": files,
+        "io": M.io_spec(),
+        "preprocessing": M.preprocessing(),
+        "single_mask": M.single_mask(),
+        "options": {
+            "opset": opset,
+            "simplify": simplify,
+            "precisions": precisions,
+            "fast_forms": forms,  # wrappers/fast_forms.py: export-time forms traced
+            "dynamic_axes": {role: C.dynamic_axes(ins, outs) for role, (_, ins, outs) in M.GRAPHS.items()},
+        },
+        "checks": {
+            "onnx_checker": "full_check",
+            "shape_inference": "strict_mode, data_prop",
+            "simplification_verified_on": SAMPLE_PHOTO.name,
+        },
+        "simplification": simplification,
+        **derived,  # "precisions": {precision: {role: file}}, and "fp16" / "int8" records
+    }

@@ -1,0 +1,205 @@
+"""The release folder's ``README.md``: a Hugging Face model card (YAML front matter + tables).
+
+Everything in it is rendered from the manifest, the parity reports and ``bench.json``; nothing
+is typed twice. Random-weight releases are stamped at the top, in a tag and in the title.
+"""
+
+from __future__ import annotations
+
+from ..core.manifest import random_seed
+
+LICENSE = "apache-2.0"  # SAM 2 / SAM 2.1 code and checkpoints are released under Apache 2.0
+TAGS = ["sam2", "segment-anything", "onnx", "onnxruntime", "image-segmentation", "sam2-onnx"]
+
+
+def base_model(variant: str) -> str:
+    """The official Hugging Face repo of a variant: sam2.1_hiera_base_plus -> facebook/sam2.1-hiera-base-plus."""
+    return "facebook/" + variant.replace("_hiera_", "-hiera-").replace("base_plus", "base-plus")
+
+
+def front_matter(manifest: dict) -> str:
+    variant = manifest["variant"]["name"]
+    tags = TAGS + (["random-weights", "not-for-production"] if random_seed(manifest["weights"]) is not None else [])
+    lines = (
+        [
+            "---",
+            f"license: {LICENSE}",
+            "library_name: onnx",
+            "pipeline_tag: mask-generation",
+            f"base_model: {base_model(variant)}",
+            "tags:",
+        ]
+        + [f"- {t}" for t in tags]
+        + ["---", ""]
+    )
+    return "\n".join(lines)
+
+
+def _io_table(manifest: dict) -> str:
+    rows = ["| graph | direction | name | dtype | shape | meaning |", "|---|---|---|---|---|---|"]
+    for role, spec in manifest["io"].items():
+        for direction in ("inputs", "outputs"):
+            for t in spec[direction]:
+                shape = "[" + ", ".join(str(d) for d in t["shape"]) + "]"
+                rows.append(f"| {role} | {direction[:-1]} | `{t['name']}` | {t['dtype']} | {shape} | {t['meaning']} |")
+    return "\n".join(rows)
+
+
+def _files_table(manifest: dict, release: dict) -> str:
+    rows = ["| file | graph | precision | format | bytes | sha256 |", "|---|---|---|---|---:|---|"]
+    for name, e in manifest["files"].items():
+        rows.append(f"| `{name}` | {e['graph']} | {e['precision']} | ONNX | {e['bytes']:,} | `{e['sha256'][:16]}…` |")
+    for name, e in release["ort_format"]["files"].items():
+        level = "basic optimisations" if e["optimization"] == "basic" else "unoptimised (basic would grow the file)"
+        rows.append(
+            f"| `{name}` | {name.split('.')[0]} | {_precision_of(name)} | ORT, {level} "
+            f"| {e['bytes']:,} | `{e['sha256'][:16]}…` |"
+        )
+    return "\n".join(rows)
+
+
+def _precision_of(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) == 3 else "fp32"
+
+
+def _parity_table(parity: dict) -> str:
+    rows = [
+        "| precision | verdict | cases | photos | worst mask IoU | median mask IoU | automask IoU min | report |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for precision, r in parity.items():
+        s = r["summary"]
+        fmt = lambda v: "-" if v is None else f"{v:.6f}"
+        rows.append(
+            f"| {precision} | **pass** | {r['cases']} | {len(r['images'])} | {fmt(s.get('iou_min'))} | "
+            f"{fmt(s.get('iou_median'))} | {fmt(s.get('automask_iou_min'))} | [{r['html']}]({r['html']}) |"
+        )
+    return "\n".join(rows)
+
+
+def _ort_table(release: dict) -> str:
+    rows = [
+        "| precision | masks compared | mask IoU min (.ort vs .onnx) | iou_predictions max abs diff |",
+        "|---|---:|---:|---:|",
+    ]
+    for precision, c in release["ort_format"]["check"].items():
+        rows.append(f"| {precision} | {c['masks']} | {c['mask_iou_min']:.6f} | {c['iou_predictions_max_abs']:.2e} |")
+    return "\n".join(rows)
+
+
+def _int8_text(manifest: dict, release: dict) -> str:
+    """Which CPUs the INT8 figures hold on, and why: the kernel-safety proof of each INT8 graph."""
+    proofs = release.get("int8_kernel_proofs") or {}
+    if not proofs:
+        return ""
+    checked = manifest.get("int8", {}).get("checked_on", {})
+    lines = "\n".join(f"- `{name}`: {text}" for name, text in proofs.items())
+    return f"""## INT8 on every CPU
+
+{lines}
+
+onnxruntime picks its integer kernels by CPU. Some (x86-64 AVX2 and AVX-512 without VNNI:
+`vpmaddubsw`; ARM64 without the dot-product extension: `smull` + `smlal`) add two products in a
+16-bit lane before widening; the rest accumulate in 32 bits. The ranges above were proved, from
+the stored weights and the activations' types, to fit every such lane, so every kernel computes
+the same integers and only float rounding differs, as at FP32: the INT8 parity above holds on
+AVX2, AVX-512, AVX-512 VNNI, AMX and ARM64 CPUs alike. Speed does differ. Weights stored as
+uint8 meet onnxruntime's u8 x u8 kernels, which on x86-64 widen both operands to 16 bits
+(`vpmaddwd`) on AVX2 and AVX-512 alike, since VNNI's `vpdpbusds` takes signed weights only:
+expect the INT8 encoder speed-up measured below on x86-64 (it comes from fewer bytes moved and
+the integer GEMM), and more on ARM64 CPUs with the dot-product extension (`udot`).
+The export's own check ran on {checked.get("cpu", "an unrecorded CPU")} (its u8 x s8 kernel:
+{checked.get("int8_kernel", "unrecorded")}).
+
+"""
+
+
+def model_card(manifest: dict, parity: dict, bench: dict | None, release: dict) -> str:
+    from ..bench.benchmark import describe, table
+
+    variant = manifest["variant"]
+    weights = manifest["weights"]
+    seed = random_seed(weights)
+    title = f"# SAM 2 ONNX: {variant['name']}" + (" (RANDOM WEIGHTS, NOT A MODEL)" if seed is not None else "")
+    stamp = (
+        f"> **WARNING: these graphs hold seeded random weights (seed {seed}), not {base_model(variant['name'])}.**\n"
+        "> They segment nothing useful. This folder exists to test a release pipeline; do not use or publish it.\n\n"
+        if seed is not None
+        else ""
+    )
+    source = (
+        f"seeded random weights, seed {seed}"
+        if seed is not None
+        else f"checkpoint `{weights.get('checkpoint_file')}` (sha256 `{weights.get('checkpoint_sha256')}`)"
+    )
+    bench_text = (
+        f"Measured {describe(bench)}.\n\n{table(bench)}\n![benchmark](bench.png)\n"
+        if bench
+        else "Not measured for these files: run `sam2-onnx bench` on the model folder before releasing.\n"
+    )
+    v = manifest["versions"]
+    pre = manifest["preprocessing"]
+    return f"""{front_matter(manifest)}
+{title}
+
+{stamp}ONNX export of Meta's [SAM 2](https://github.com/facebookresearch/sam2) `{variant["name"]}`
+({variant["parameters"]:,} parameters) as two graphs: an image encoder (once per image) and a prompt
+decoder (points, boxes, previous masks; many prompts per call). Made and checked with
+sam2-onnx {v.get("sam2-onnx-exporter")}: every precision below passed the
+reference-parity suite against the official PyTorch predictor on real photos.
+
+- **Weights:** {source}
+- **State dict sha256:** `{weights["state_dict_sha256"]}`
+- **Exported with:** sam2 {v.get("sam2")}, torch {v.get("torch")}, onnx {v.get("onnx")}, opset {manifest["opset"]}; simplified with onnxsim {v.get("onnxsim")}
+- **ORT format:** `.ort` copies for ONNX Runtime Mobile, with `{release["ort_format"]["operators_config"]}`
+  for a reduced build (`build.sh --include_ops_by_config`)
+
+## Files
+
+{_files_table(manifest, release)}
+
+`sha256sum -c SHA256SUMS` checks every file; `manifest.json` records how each graph was made.
+
+## Inputs and outputs
+
+{_io_table(manifest)}
+
+Preprocessing: RGB uint8 → float32 / 255 → resize to {pre["image_size"]}x{pre["image_size"]} (bilinear, antialias,
+aspect ratio not kept) → subtract mean {pre["pixel_mean"]}, divide by std {pre["pixel_std"]}. Point
+coordinates are pixels scaled to the {pre["image_size"]} frame; a box is two points labelled 2 and 3; pad
+prompts with label -1. Masks are logits: upsample to the image size (bilinear) and threshold at
+{pre["mask_threshold"]}. `single_masks` serves `multimask_output=False`: {manifest["single_mask"]["rule"]}.
+
+## Parity with the official PyTorch predictor
+
+{_parity_table(parity)}
+
+The `.ort` copies decode the same masks as the `.onnx` files opened at the optimisation level
+baked into each copy (sample photo, a click and four prompts of every label kind):
+
+{_ort_table(release)}
+
+{_int8_text(manifest, release)}## Speed and memory
+
+{bench_text}
+## Usage
+
+```python
+import numpy as np, onnxruntime as ort
+enc = ort.InferenceSession("encoder.onnx")          # or encoder.ort with ONNX Runtime Mobile
+dec = ort.InferenceSession("decoder.onnx")
+feats = dict(zip(["high_res_feats_0", "high_res_feats_1", "image_embed"], enc.run(None, {{"image": image}})))
+masks, scores = dec.run(["masks", "iou_predictions"], {{**feats,
+    "point_coords": np.array([[[512, 400]]], np.float32), "point_labels": np.array([[1]], np.float32),
+    "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)}})
+```
+
+Or, with the torch-free runtime of sam2-onnx: `SAM2OnnxPredictor(folder).set_image(image)`,
+then `predict(point_coords=..., point_labels=...)` as with the official `SAM2ImagePredictor`.
+
+## License
+
+The SAM 2 weights and code are Apache-2.0 (Meta Platforms). These graphs are a format conversion
+of them.
+"""

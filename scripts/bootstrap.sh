@@ -11,7 +11,12 @@ python="${SAM2_ONNX_PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
 
 want="$(cat "$root/pyproject.toml" "$root/scripts/bootstrap.sh" "$root/scripts/pins.py" | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/sam2-onnx" ]]; then
+# the editable install must point at this checkout (a moved or copied checkout keeps the old path)
+installed_here() {
+    "$venv/bin/python" -I -c "import importlib.util as u, sys; s = u.find_spec('exporter'); \
+sys.exit(not s or s.origin != sys.argv[1])" "$root/exporter/__init__.py" 2>/dev/null
+}
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/sam2-onnx" ]] && installed_here; then
     echo "[bootstrap] reusing $venv"
 else
     t0=$(date +%s)

@@ -4,7 +4,8 @@
 #   - an ARM64 userland in .cache/emulators/arm64: Debian's arm64 Python 3.11 and its libraries
 #     (unpacked, not installed), the pinned numpy + onnxruntime aarch64 wheels, and the
 #     /proc/cpuinfo files the workers see (onnxruntime's CPU probe reads it; the host's x86 one
-#     crashes it), for qemu-aarch64 -cpu cortex-a53 (no dot product) and -cpu neoverse-n1 (dot product).
+#     crashes it), for qemu-aarch64 -cpu cortex-a53 (no dot product), -cpu neoverse-n1 (dot product)
+#     and -cpu max (dot product, i8mm, SVE, SME).
 # Idempotent: a stamp holding the pins and this script's digest makes a second run return at once.
 # Source it after scripts/bootstrap.sh (it needs .venv's python for pip download).
 set -euo pipefail
@@ -48,6 +49,9 @@ printf 'processor\t: 0\nmodel name\t: emulated Cortex-A53 (QEMU)\nFeatures\t: %s
     "$features" > "$arm/cpuinfo.cortex-a53"
 printf 'processor\t: 0\nmodel name\t: emulated Neoverse-N1 (QEMU)\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n' \
     "$features atomics fphp asimdhp asimdrdm lrcpc dcpop asimddp ssbs" > "$arm/cpuinfo.neoverse-n1"
+# (max has no MIDR of its own that onnxruntime's probe knows: it crashes on an unknown part, so N1's)
+printf 'processor\t: 0\nmodel name\t: emulated max CPU with SME (QEMU)\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n' \
+    "$features atomics fphp asimdhp asimdrdm lrcpc dcpop asimddp ssbs sve i8mm bf16 sme" > "$arm/cpuinfo.max"
 rm -rf "$arm/debs"
 echo "$want" > "$arm/.stamp"
 echo "[emulators] ready in $(( $(date +%s) - t0 )) s"

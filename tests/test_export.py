@@ -300,3 +300,10 @@ def test_current_export_rule(exported, tmp_path):
     assert "not a directory" in stale_reason(tmp_path / "nothing-here", random_weights(0), ["fp32"])
     (tmp_path / "empty").mkdir()
     assert "manifest.json: missing" in stale_reason(tmp_path / "empty", random_weights(0), ["fp32"])
+    # derived graphs made under other settings (an edited weight scheme) are not the configs' own
+    edited = tmp_path / "edited" / folder.name
+    shutil.copytree(folder, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["options"]["quantization"]["int8"]["weights"] = ["uint8"]
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    assert "other quantization settings" in stale_reason(edited, random_weights(0), ["fp32"])

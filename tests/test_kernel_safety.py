@@ -50,10 +50,13 @@ def _dense(tmp_path, seed: int = 0):
     return path
 
 
-def _quantized(tmp_path, scheme: str, seed: int = 0):
+def _quantized(tmp_path, scheme: str, seed: int = 0, zero_points: bool = True):
+    """The dense layer quantized as export does it (``zero_points``: give_zero_points after)."""
     src = _dense(tmp_path, seed)
-    dst = tmp_path / f"dense.{scheme}.onnx"
+    dst = tmp_path / f"dense.{scheme}{'' if zero_points else '.no-zero-points'}.onnx"
     int8.quantize_dynamic(src, dst, per_channel=True, weights=scheme)
+    if zero_points:
+        int8.give_zero_points(dst)
     return dst
 
 
@@ -83,6 +86,12 @@ def test_proof_on_each_weight_scheme(tmp_path, seed):
         assert vpmaddubsw["lane_sum"] == [-bound, bound] or vpmaddubsw["lane_sum"][1] == bound, scheme
         if scheme == "int7":
             assert bound <= 2 * 255 * 64 <= INT16[1] and proof["kernel_safe"], proof["problems"]
+            # as the quantizer stores them (all zero points 0) they would take KleidiAI on SME CPUs
+            bare = kernel_safety.analyse(_quantized(tmp_path, scheme, seed, zero_points=False))
+            assert not bare["kernel_safe"] and bare["problems"] == [
+                f"1 of 1 layers (first {bare['per_layer'][0]['layer']}): {kernel_safety.KLEIDIAI}"
+            ]
+            assert proof["per_layer"][0]["weight_zero_points"] == "stored"
         else:
             assert bound > INT16[1] and not proof["kernel_safe"]
             assert any("vpmaddubsw" in p and "AVX2" in p for p in proof["problems"])
@@ -134,6 +143,13 @@ def test_build_refuses_unsafe_candidates(tmp_path):
     safe = int8.build(src, tmp_path / "out.onnx", ["dynamic"], feeds, reference, loose, weights="uint8")
     assert safe.chosen == "dynamic" and safe.kernel_safety["kernel_safe"]
     assert safe.as_dict()["kernel_safety"]["layers"] == 1
+    # schemes are tried in order within a mode: the unsafe one is refused, the next ships
+    ordered = int8.build(src, tmp_path / "out.onnx", ["dynamic"], feeds, reference, loose, weights=["int8", "uint8"])
+    assert list(ordered.candidates) == ["dynamic/int8", "dynamic/uint8"] and ordered.weights == "uint8"
+    assert ordered.candidate == "dynamic/uint8" and not ordered.candidates["dynamic/int8"]["accepted"]
+    assert ordered.kernel_safety["weights"]["dtype"] == "uint8"
+    with pytest.raises(ExportError, match="int8 weights must be"):
+        int8.build(src, tmp_path / "out.onnx", ["dynamic"], feeds, reference, loose, weights=["int6"])
 
 
 # ------------------------------------------------------------------ the same layers on emulated CPUs
@@ -155,7 +171,7 @@ print(json.dumps(cpu.describe()))
 # against activations of 0, which ARM64's kernel flips to -128, reach 2 x 128 x 128 = 32768 in its
 # wrapping int16 lanes (x86 multiplies the 0 as it is). Every other pair fits, so must be exact.
 MUST_FAIL = {("mm_int8", "avx2"), ("mm_adversarial", "arm64")}
-KINDS = tuple(cpu.EMULATED)  # avx2, arm64, arm64-dotprod
+KINDS = tuple(cpu.EMULATED)  # avx2, arm64, arm64-dotprod, arm64-sme
 
 
 def _integer_layer(weight: np.ndarray, zero: np.ndarray, folder, name: str) -> np.ndarray:
@@ -204,6 +220,12 @@ def emulated_runs(tmp_path_factory):
         (folder / f"dense_{scheme}.onnx").write_bytes(path.read_bytes())
         feeds[f"dense_{scheme}:x"] = rng.uniform(0, 4, size=(8, K)).astype(np.float32)
         names += [f"mm_{scheme}", f"dense_{scheme}"]
+    # int7 as the quantizer stores it, every zero point 0: the KleidiAI path on SME CPUs
+    bare = _quantized(folder, "int7", zero_points=False)
+    proofs["dense_int7_no_zero_points"] = kernel_safety.analyse(bare)
+    (folder / "dense_int7_no_zero_points.onnx").write_bytes(bare.read_bytes())
+    feeds["dense_int7_no_zero_points:x"] = feeds["dense_int7:x"]
+    names.append("dense_int7_no_zero_points")
     zeros = np.zeros((16, K), np.uint8)
     exact["mm_adversarial"] = zeros.astype(np.int64) @ _integer_layer(
         np.full((K, N), -128, np.int8), np.zeros(N, np.int8), folder, "mm_adversarial"
@@ -222,6 +244,7 @@ def test_emulated_cpus_take_the_kernels_they_stand_for(emulated_runs):
     assert "vpmaddubsw" in seen["avx2"]["int8_kernel"] and "avx512f" not in seen["avx2"]["features"], seen
     assert seen["arm64"]["arch"] == "aarch64" and "smull" in seen["arm64"]["int8_kernel"], seen
     assert "asimddp" in seen["arm64-dotprod"]["features"] and "dot product" in seen["arm64-dotprod"]["int8_kernel"]
+    assert "sme" in seen["arm64-sme"]["features"] and "KleidiAI" in seen["arm64-sme"]["int8_kernel"], seen
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -243,6 +266,12 @@ def test_integer_layers_are_exact_wherever_the_proof_says_they_fit(emulated_runs
         assert proofs[f"mm_{scheme}"]["kernel_safe"]
         native, emulated = (np.load(folder / f"dense_{scheme}.{t}.npy") for t in ("native", kind))
         assert float(np.abs(native - emulated).max()) <= 1e-5 * float(np.abs(native).max()), (scheme, where)
+    # int7 without zero points: fine on every kernel the lanes proof covers, wrong where
+    # onnxruntime takes KleidiAI (SME), and refused by the proof for that reason
+    native, emulated = (np.load(folder / f"dense_int7_no_zero_points.{t}.npy") for t in ("native", kind))
+    off = float(np.linalg.norm(emulated - native) / np.linalg.norm(native))
+    assert (off > 0.1) if kind == "arm64-sme" else (off <= 1e-5), (off, where)
+    assert kernel_safety.KLEIDIAI in " ".join(proofs["dense_int7_no_zero_points"]["problems"])
 
 
 def test_native_cpu_is_exact_on_the_safe_schemes(emulated_runs):
@@ -270,6 +299,9 @@ def test_release_proves_again_and_refuses_unsafe_or_unproved_int8(exported, tmp_
     card = _int8_text(manifest, {"int8_kernel_proofs": proofs})
     assert card.startswith("## INT8 on every CPU") and proofs["encoder.int8.onnx"] in card
     assert "AVX2" in card and "ARM64" in card and manifest["int8"]["checked_on"]["cpu"] in card
+    # and what speed to expect where, for the weight scheme the encoder shipped with
+    scheme = {"int7": "stored as\n7-bit signed integers", "uint8": "stored as uint8"}
+    assert scheme[manifest["int8"]["encoder"]["weights"]] in card
     copy = tmp_path / "model"
     copy.mkdir()
     shutil.copy2(folder / "manifest.json", copy / "manifest.json")

@@ -63,12 +63,18 @@ def test_export_writes_every_precision_with_records(exported):
         assert meta["sam2_onnx.precision"] == "fp16" and meta["sam2_onnx.graph"] == role
     enc = m["int8"]["encoder"]
     assert enc["chosen"] in ("dynamic", "static") and m["precisions"]["int8"]["encoder"] == "encoder.int8.onnx"
+    schemes = resolve("tiny").quantization["int8"]["weights"]  # fastest first: int7, then uint8
     tried = list(enc["candidates"])  # in the configs' order, up to the first accepted one
-    assert tried[-1] == enc["candidate"] and tried[0] == "dynamic" and enc["candidate"].startswith(enc["chosen"])
+    assert tried[-1] == enc["candidate"] and tried[0] == f"dynamic/{schemes[0]}"
+    assert enc["candidate"].startswith(f"{enc['chosen']}/{enc['weights']}") and enc["weights"] in schemes
     assert [c["accepted"] for c in enc["candidates"].values()] == [False] * (len(tried) - 1) + [True]
+    stored = {"int7": ("int8", 64), "uint8": ("uint8", 255)}  # scheme -> stored dtype, largest |weight|
     for key, cand in enc["candidates"].items():  # each built, proved and compared
         assert cand["bytes"] > 0 and "rel_l2" in cand["comparison"], key
-        assert cand["kernel_safety"]["kernel_safe"] and cand["kernel_safety"]["weights"]["dtype"] == "uint8", key
+        dtype, largest = stored[cand["weights"]]
+        proved = cand["kernel_safety"]["weights"]
+        assert cand["kernel_safety"]["kernel_safe"] and proved["dtype"] == dtype, key
+        assert max(abs(v) for v in proved["range"]) <= largest, key
     assert enc["reason"].startswith("first accepted candidate") and f"{enc['candidate']}: " in enc["reason"]
     # the shipped encoder decoded masks up to the parity gate on every check photo
     shipped = enc["candidates"][enc["candidate"]]
@@ -79,10 +85,11 @@ def test_export_writes_every_precision_with_records(exported):
     assert shipped["masks"]["logits_limit"] == limit and 0 < shipped["masks"]["logits_max_abs"] <= limit
     assert m["int8"]["mask_check"]["photos"] == sorted(shipped["masks"]["per_photo"])
     # the kernel-safety proof, as the manifest carries it: every quantized weight tensor's range
-    assert m["int8"]["kernel_safe"] is True and enc["weights"] == "uint8"
+    assert m["int8"]["kernel_safe"] is True and shipped["weights"] == enc["weights"]
     proof = enc["kernel_safety"]
     assert proof["layers"] == len(proof["per_layer"]) > 40 and proof["activation"]["range"] == [0, 255]
-    assert all(r["weight"].startswith("uint8 [") and r["reduction"] > 0 for r in proof["per_layer"])
+    dtype = stored[enc["weights"]][0]
+    assert all(r["weight"].startswith(f"{dtype} [") and r["reduction"] > 0 for r in proof["per_layer"])
     assert m["int8"]["kernel_proof"]["encoder"].startswith("kernel-safe: ")
     assert set(m["int8"]["checked_on"]) >= {"cpu", "features", "int8_kernel"}
     # the issue's size target: the INT8 encoder at most 0.3x the FP32 bytes
@@ -94,7 +101,7 @@ def test_export_writes_every_precision_with_records(exported):
     if dec["chosen"] == "fp32":  # the manifest maps int8's decoder to the FP32 file, no copy
         assert m["precisions"]["int8"]["decoder"] == "decoder.onnx" and "decoder.int8.onnx" not in m["files"]
         assert not (folder / "decoder.int8.onnx").exists() and "no int8 candidate accepted" in dec["reason"]
-        assert list(dec["candidates"]) == ["dynamic", "static", "fp32"]
+        assert list(dec["candidates"]) == ["dynamic/uint8", "static/uint8", "fp32"] and dec["weights"] is None
         assert m["int8"]["kernel_proof"]["decoder"] == "no integer layers"
     # static candidates calibrate on the bundled photos (the decoder's were tried)
     assert m["int8"]["calibration"]["source"] == "bundled" and len(m["int8"]["calibration"]["images"]) == 6

@@ -10,6 +10,10 @@ automatic mask generation at FP32) at each precision and save its report. One ta
 seed and precision goes into docs/parity.md; the JSON keeps every summary, the INT8 kernel-safety
 verdict and which step of the automask ladder each case needed. Exits 1 if any seed fails.
 One seed's check does not prove another's: that is the point of running ten.
+
+Rows accumulate in ``OUT/parity-seeds.json`` by (seed, precision), each with the machine and
+date it ran on: after a change to INT8 only, ``--precision int8`` re-exports each seed (FP32
+and INT8) and gates INT8 alone, and the table keeps the FP32 and FP16 rows of the earlier run.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from exporter.core.variants import resolve
 from exporter.export.pipeline import export_variant
 from exporter.parity.engine import run_parity
 from exporter.parity.report import as_json, save_report
-from exporter.precision import parse_precisions
+from exporter.precision import PRECISIONS, parse_precisions
 
 
 def seed_list(text: str) -> list[int]:
@@ -68,13 +72,19 @@ def saved(folder: Path, precisions: list[str]) -> dict[str, dict] | None:
 
 
 def one_seed(variant, seed: int, precisions: list[str], out: Path, resume: bool) -> list[dict]:
+    """Export ``seed`` at ``precisions`` (plus FP32, the source) and gate each of ``precisions``."""
     folder = out / f"seed{seed}" / variant.name
     reports = saved(folder, precisions) if resume else None
     reused = reports is not None
     if not reused:
         try:
             export = export_variant(
-                variant, out / f"seed{seed}", seed=seed, force=True, precisions=precisions, stream=None
+                variant,
+                out / f"seed{seed}",
+                seed=seed,
+                force=True,
+                precisions=parse_precisions(",".join(precisions)),
+                stream=None,
             )
         except Sam2OnnxError as exc:  # an export that refuses is a result of this sweep, not a crash of it
             return [{"seed": seed, "precision": ",".join(precisions), "verdict": "export refused", "detail": str(exc)}]
@@ -142,25 +152,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     variant, seeds = resolve(args.variant), seed_list(args.seeds)
-    precisions = parse_precisions(args.precision)
-    rows = [row for seed in seeds for row in one_seed(variant, seed, precisions, args.out, args.resume)]
+    asked = args.precision.split(",")  # gated as asked: "int8" re-checks INT8 only (FP32 is still exported)
+    precisions = [p for p in parse_precisions(args.precision) if p in asked]
     info = machine()
+    fresh = [
+        r | {"machine": info} for seed in seeds for r in one_seed(variant, seed, precisions, args.out, args.resume)
+    ]
+    rows = merged(args.out / "parity-seeds.json", variant.name, fresh)
     passed = sum(r["verdict"] == "pass" for r in rows)
     text = (
-        f"Measured {describe(info)} by `scripts/parity_seeds.py`: {variant.name} exported from sam2's random "
-        f"initialisation under seeds {args.seeds}, each through `sam2-onnx parity` at {', '.join(precisions)} "
-        f"(7 photos x 9 prompt kinds, automatic mask generation at FP32); {passed} of {len(rows)} runs pass.\n\n"
-        + table(rows)
+        f"Measured {'; '.join(sorted({describe(r['machine']) for r in rows}))} by `scripts/parity_seeds.py`: "
+        f"{variant.name} exported from sam2's random initialisation under seeds "
+        f"{', '.join(map(str, sorted({r['seed'] for r in rows})))}, each through `sam2-onnx parity` at "
+        f"{', '.join(p for p in PRECISIONS if any(r['precision'] == p for r in rows))} (7 photos x 9 prompt kinds, "
+        f"automatic mask generation at FP32); {passed} of {len(rows)} runs pass.\n\n" + table(rows)
     )
     publish(
-        args.out,
-        "parity-seeds.json",
-        {"machine": info, "variant": variant.name, "rows": rows},
-        "seeds",
-        text,
-        docs=not args.no_docs,
+        args.out, "parity-seeds.json", {"variant": variant.name, "rows": rows}, "seeds", text, docs=not args.no_docs
     )
-    return 0 if passed == len(rows) else 1
+    return 0 if all(r["verdict"] == "pass" for r in fresh) else 1
+
+
+def merged(saved: Path, variant: str, fresh: list[dict]) -> list[dict]:
+    """``fresh`` rows over an earlier run's of the same variant, by (seed, precision): a sweep at
+    one precision keeps the others' rows (each row carries the machine and date it ran on)."""
+    earlier = json.loads(saved.read_text()) if saved.is_file() else {}
+    old = [r | {"machine": r.get("machine") or earlier.get("machine")} for r in earlier.get("rows", [])]
+    if earlier.get("variant") != variant or any(r["machine"] is None for r in old):
+        old = []
+    rows = {(r["seed"], r["precision"]): r for r in old + fresh}
+    order = {p: i for i, p in enumerate(PRECISIONS)}
+    return sorted(rows.values(), key=lambda r: (r["seed"], order.get(r["precision"], len(order))))
 
 
 if __name__ == "__main__":

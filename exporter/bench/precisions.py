@@ -74,7 +74,7 @@ def bench_variant(name: str, out: Path, runs: int, threads: int, image: np.ndarr
         "variant": variant.name,
         "torch": torch_row,
         "onnxruntime": rows,
-        "int8_choice": {role: manifest["int8"][role]["chosen"] for role in ("encoder", "decoder")},
+        "int8_choice": {role: manifest["int8"][role]["candidate"] for role in ("encoder", "decoder")},
         "fp16_fp32_nodes": {
             role: manifest["fp16"][role]["blocked_nodes"] + len(manifest["fp16"][role]["fp32_nodes_added_by_search"])
             for role in ("encoder", "decoder")
@@ -110,8 +110,11 @@ def table(results: list[dict]) -> str:
             files = " + ".join(f"{row['files'][g]} ({row['bytes'][g] / 1e6:.1f} MB)" for g in ("encoder", "decoder"))
             total, enc = sum(row["bytes"].values()), row["encoder"]["median_ms"]
             ratio = f"{total / fp32_bytes:.2f}x ({row['bytes']['encoder'] / base['bytes']['encoder']:.2f}x)"
+            label = precision.upper()
+            if precision == "int8" and "/" in r.get("int8_choice", {}).get("encoder", ""):
+                label += f" ({r['int8_choice']['encoder'].split('/')[1]} weights)"  # "dynamic/int7" -> int7
             lines.append(
-                f"| {r['variant']} | onnxruntime {precision.upper()} | {files} | {ratio} | "
+                f"| {r['variant']} | onnxruntime {label} | {files} | {ratio} | "
                 f"{row['verdict'].upper()} ({row['cases']} cases) | {row['iou_min']:.6f} | "
                 f"{row['iou_median']:.6f} | {_fixed(row.get('iou_min_all_pixels'))} | "
                 f"{_sci(row.get('encoder_rel_l2_max'))} | "

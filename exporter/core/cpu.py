@@ -32,7 +32,7 @@ _NUMPY = {
     "asimd": "ASIMD",
     "asimddp": "ASIMDDP",
 }
-_CPUINFO_ONLY = ("avx_vnni", "amx_tile", "amx_int8", "i8mm")
+_CPUINFO_ONLY = ("avx_vnni", "amx_tile", "amx_int8", "i8mm", "sme")
 FEATURES = tuple(_NUMPY) + _CPUINFO_ONLY
 
 
@@ -82,6 +82,7 @@ INT8_KERNELS = (
     ("avx_vnni", "AVX-VNNI (vpdpbusds, int32)"),
     ("avx512bw", "AVX-512 without VNNI (vpmaddubsw, int16 saturating)"),
     ("avx2", "AVX2 (vpmaddubsw, int16 saturating)"),
+    ("sme", "ARM64 SME (KleidiAI for signed weights without zero points, else sdot / udot, int32)"),
     ("asimddp", "ARM64 dot product (sdot / udot, int32)"),
     ("asimd", "ARM64 NEON (smull + smlal, int16)"),
 )
@@ -121,13 +122,16 @@ def short(info: dict | None = None) -> str:
 # has no AVX-512, so the x86-64 kind is AVX2-only, whose u8s8 kernels (vpmaddubsw) sum products
 # in int16; AVX-512 VNNI needs a real CPU. The ARM64 kinds run Debian's arm64 Python with the
 # pinned aarch64 numpy + onnxruntime: Cortex-A53 has no dot product (smull + smlal, int16
-# lanes), Neoverse-N1 (AWS Graviton2) has it (sdot / udot, int32 lanes). QEMU's "max" CPU is left
-# out: it also has SME, where onnxruntime takes KleidiAI kernels whose int8-weight results under
-# QEMU 7.2 could not be told apart from an emulation fault (docs/precision.md).
+# lanes), Neoverse-N1 (AWS Graviton2) has it (sdot / udot, int32 lanes). QEMU's "max" CPU adds
+# SVE, i8mm and SME: there onnxruntime 1.31 sends DynamicQuantizeMatMul layers whose signed
+# weights have no (or all-zero) zero points to KleidiAI kernels, which come out wrong under QEMU
+# 7.2; whether the emulation or the kernels are at fault needs the hardware to tell, so no INT8
+# graph that ships takes that path (kernel_safety.py, docs/precision.md).
 EMULATED = {
     "avx2": ("qemu-x86_64", "Haswell-v4", None),
     "arm64": ("qemu-aarch64", "cortex-a53", "cpuinfo.cortex-a53"),
     "arm64-dotprod": ("qemu-aarch64", "neoverse-n1", "cpuinfo.neoverse-n1"),
+    "arm64-sme": ("qemu-aarch64", "max", "cpuinfo.max"),
 }
 ARM64_ROOT = ROOT / ".cache" / "emulators" / "arm64"
 

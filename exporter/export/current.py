@@ -4,8 +4,9 @@
 An export folder is current for a request when its manifest reads and every file it lists
 verifies against its digest, its weights match the requested ones (every key given: a random
 seed, or a checkpoint file's sha256), it holds the requested precisions (exactly those, for a
-release: it ships every precision the manifest lists), and it was traced with the same export
-forms (fast or as sam2 wrote it).
+release: it ships every precision the manifest lists), it was traced with the same export
+forms (fast or as sam2 wrote it), and its derived graphs were made with the configs' current
+quantization settings (an edited weight scheme or tolerance means other INT8 / FP16 graphs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TextIO
 
 from ..core.errors import Sam2OnnxError
 from ..core.manifest import read_manifest, verify_files
+from ..core.variants import resolve
 
 
 def random_weights(seed: int) -> dict:
@@ -51,7 +53,19 @@ def stale_reason(
         return f"holds {','.join(have) or 'no precisions'}, asked for {','.join(precisions)}"
     if options.get("fast_forms") != (list(FORM_NAMES) if fast else []):
         return "traced with other export forms"
+    name = manifest.get("variant", {}).get("name")
+    try:
+        settings = quantization_settings(resolve(str(name)), have)
+    except Sam2OnnxError as exc:
+        return str(exc)
+    if options.get("quantization") != settings:
+        return f"derived graphs made with other quantization settings than configs/{name}.yaml's"
     return None
+
+
+def quantization_settings(variant, precisions: list[str]) -> dict:
+    """The configs' settings each derived precision of an export was made with (manifest options)."""
+    return {p: variant.quantization[p] for p in precisions if p in variant.quantization}
 
 
 def ensure_export(

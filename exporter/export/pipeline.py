@@ -34,6 +34,7 @@ from ..core.variants import Variant
 from ..precision import build_precisions, check_settings, parse_precisions
 from ..precision import steps as precision_steps
 from . import onnx_steps as G
+from .current import quantization_settings
 
 MIN_OPSET = 16  # the oldest opset this toolkit supports and tests
 MAX_OPSET = 20  # the newest the TorchScript exporter of torch 2.14 can emit
@@ -298,6 +299,7 @@ def _manifest(
             "simplify": simplify,
             "precisions": precisions,
             "fast_forms": forms,  # wrappers/fast_forms.py: export-time forms traced
+            "quantization": quantization_settings(variant, precisions),  # current.py: other settings, stale
             "dynamic_axes": {role: C.dynamic_axes(ins, outs) for role, (_, ins, outs) in M.GRAPHS.items()},
         },
         "checks": {

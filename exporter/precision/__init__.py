@@ -154,7 +154,7 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
                     Tolerance(**cfg[role]["tolerance"]),
                     per_channel=cfg.get("per_channel", True),
                     calibration=lambda role=role: calibration(role),
-                    weights=cfg.get("weights", "uint8"),
+                    weights=cfg[role].get("weights", cfg["weights"]),
                     masks=lambda candidate, role=role: masks(**(shipped | {role: candidate})),
                     float_steps=cfg[role].get("float_steps"),
                 )

@@ -5,8 +5,11 @@
 * ``static``: QDQ format, activation ranges calibrated with MinMax on real photos; quantizes the
   MatMuls and Convs with constant weights (not attention's activation x activation products).
 
-The weights are uint8 by default (``WEIGHT_SCHEMES``): every integer kernel onnxruntime may pick
-then sums in 32 bits, on every CPU (kernel_safety.py; docs/precision.md).
+Each candidate also names its weight scheme (``WEIGHT_SCHEMES``), tried in the configs' order:
+int7 (signed, at most 64 in magnitude) first, because VNNI CPUs multiply unsigned by signed
+bytes in one instruction and AVX2 ones take their fast u8 x s8 path, and two such products still
+fit an int16 lane; then uint8 (u8 x u8 kernels sum in 32 bits everywhere: slower, one bit more
+accurate). Both are kernel-safe on every CPU (kernel_safety.py; docs/precision.md).
 
 Both start from a prepared graph: a ``MatMul`` reading ``Transpose(constant)`` gets the
 transposed constant (the quantizers only see a weight when it is a constant input, and would
@@ -19,8 +22,8 @@ Large float constants that no quantizer touches (the encoder's position embeddin
 onnxsim into a [1, C, 256, 256] tensor, 25 MB in tiny) are stored as int8 with a per-channel
 ``DequantizeLinear``; otherwise they alone would keep tiny's INT8 encoder above 0.3x the FP32 bytes.
 
-Candidates are tried in the configs' order (modes, and within a mode each step of layers kept
-float): a candidate is accepted when its graph is kernel-safe, within the tolerance against
+Candidates are tried in the configs' order (modes; within a mode each weight scheme; within a
+scheme each step of layers kept float): a candidate is accepted when its graph is kernel-safe, within the tolerance against
 FP32 on the sample photo and prompts, and decodes masks up to the parity gate (mask_check.py).
 The first accepted ships; the manifest records every candidate tried, its bytes, errors, masks
 and proof, and why the choice was made. The order in ``configs/`` comes from measurements
@@ -48,8 +51,9 @@ from . import kernel_safety
 
 MODES = ("dynamic", "static", "fp32")
 COMPRESS_MIN_ELEMENTS = 1 << 20  # float constants at least this large are stored as int8
-# weight schemes (configs' quantization.int8.weights) -> (onnxruntime QuantType name, reduce_range).
-# Activations are uint8 in every scheme. "uint8" and "int7" are kernel-safe on every CPU
+# weight schemes (configs' quantization.int8.weights) -> (onnxruntime QuantType name,
+# reduce_range). Activations are uint8 in every scheme. "uint8" and "int7" (symmetric, |w| <= 64,
+# one zero point per tensor made non-zero by give_zero_points) are kernel-safe on every CPU
 # (kernel_safety.py); full-range "int8" overflows the u8s8 kernels of AVX2 / AVX-512 without
 # VNNI, so the proof refuses it: it is kept only to show that refusal.
 WEIGHT_SCHEMES = {"uint8": ("QUInt8", False), "int7": ("QInt8", True), "int8": ("QInt8", False)}
@@ -64,8 +68,8 @@ class Int8Result:
     candidates: dict  # mode -> {bytes, comparison, kernel_safety, constants_compressed} or {error}
     tolerance: dict
     prepared: dict  # counts of the graph rewrites before quantization
-    weights: str = "uint8"  # the weight scheme (WEIGHT_SCHEMES)
-    candidate: str = ""  # the accepted record key ("dynamic", "dynamic/float-step-1", "fp32")
+    weights: str | None = None  # the accepted candidate's weight scheme (WEIGHT_SCHEMES); None for fp32
+    candidate: str = ""  # the accepted record key ("dynamic/int7", "dynamic/uint8/float-step-1", "fp32")
     float_layers: list = ()  # its patterns of layers kept float
     kept_float: list = ()  # the layers they matched
 
@@ -159,6 +163,61 @@ def _drop_unused(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(kept)
 
 
+def give_zero_points(path: Path) -> dict:
+    """Give every signed weight tensor whose zero points are all zero one non-zero zero point,
+    without widening the stored range: one channel moves by one step, its zero point with it,
+    so its dequantized values stay the same, except the channel's values at the tensor's largest
+    magnitude on that side, which are pulled in by one step (the channel with the fewest is
+    chosen; usually there is one with none). onnxruntime 1.31 takes KleidiAI kernels on ARM64
+    SME CPUs only for weights whose zero points are all zero (kernel_safety.KLEIDIAI); one
+    non-zero channel keeps a layer on the kernels the proof covers. Returns how many tensors
+    changed and how many stored values moved by more than the shift."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    pairs = []  # (weight, zero point, channel axis)
+    for node in graph.node:
+        if node.op_type in ("MatMulInteger", "ConvInteger") and len(node.input) > 3:
+            pairs.append((node.input[1], node.input[3], 1 if node.op_type == "MatMulInteger" else 0))
+        elif node.op_type in ("MatMul", "Conv", "Gemm") and node.input[1] in producer:
+            dq = producer[node.input[1]]
+            if dq.op_type == "DequantizeLinear" and len(dq.input) > 2:
+                axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+                pairs.append((dq.input[0], dq.input[2], axis))
+    changed = moved = 0
+    for w_name, z_name, axis in pairs:
+        w, z = inits.get(w_name), inits.get(z_name)
+        if w is None or z is None or w.data_type != onnx.TensorProto.INT8 or uses.get(z_name, 0) != 1:
+            continue
+        q, zero = numpy_helper.to_array(w).astype(np.int32), numpy_helper.to_array(z).astype(np.int32)
+        if zero.any() or zero.ndim != 1 or zero.size < 2:
+            continue  # already has one, or one zero point for the whole tensor (no channel to move)
+        q = np.moveaxis(q, axis, 0).copy()
+        limit = int(np.abs(q).max())
+        flat = q.reshape(len(q), -1)
+        # values that a step down (up) would push past the limit, per channel: where every channel
+        # has some, the fewest are pulled in by one step (the only values this changes)
+        at_low, at_high = (flat == -limit).sum(axis=1), (flat == limit).sum(axis=1)
+        channel_down, channel_up = int(at_low.argmin()), int(at_high.argmin())
+        step, channel = (-1, channel_down) if at_low[channel_down] <= at_high[channel_up] else (1, channel_up)
+        edge = -limit if step < 0 else limit
+        moved += int((q[channel] == edge).sum())
+        q[channel][q[channel] == edge] -= step
+        q[channel] += step
+        zero[channel] = step
+        w.CopyFrom(numpy_helper.from_array(np.moveaxis(q, 0, axis).astype(np.int8), w_name))
+        z.CopyFrom(numpy_helper.from_array(zero.astype(np.int8), z_name))
+        changed += 1
+    if changed:
+        onnx.save(model, str(path))
+    return {"tensors": changed, "values_moved": moved}
+
+
 def compress_constants(path: Path, min_elements: int = COMPRESS_MIN_ELEMENTS) -> int:
     """Store large float32 constants as int8 + DequantizeLinear (symmetric, per channel on
     axis 1 when it has more than one channel); returns how many were compressed."""
@@ -198,7 +257,8 @@ def compress_constants(path: Path, min_elements: int = COMPRESS_MIN_ELEMENTS) ->
 def weighted_nodes(path: Path, ops: tuple[str, ...]) -> list:
     """Nodes of ``ops`` whose second input (the weight) is a constant: the layers worth int8.
     Attention's activation x activation MatMuls stay float (both operands would need run-time
-    ranges, and they are a small share of the work), and so do MatMuls with a batched (3-D)
+    ranges, and a right operand quantized at run time has no stored range for the kernel-safety
+    proof; they take ~40% of tiny's INT8 encoder time, docs/precision.md), and so do MatMuls with a batched (3-D)
     constant (the decoder's per-head attention weights): onnxruntime 1.31 rejects per-channel
     zero points on those at run time ("b zero point is not valid") for uint8 weights."""
     model = onnx.load(str(path), load_external_data=False)
@@ -286,14 +346,32 @@ def kept_float(prepared: Path, patterns: list[str]) -> list[str]:
     return [n.name for n in weighted_nodes(prepared, ("MatMul", "Conv")) if any(r.search(n.name) for r in rx)]
 
 
-def _candidates(modes: list[str], float_steps: list[list[str]]) -> list[tuple[str, str, int]]:
-    """``(record key, mode, float step)`` in the order they are tried: every float step of a
-    mode before the next mode (the configs list modes best first), fp32 where it is listed."""
+def _candidates(
+    modes: list[str], schemes: list[str], float_steps: list[list[str]]
+) -> list[tuple[str, str, str | None, int]]:
+    """``(record key, mode, weight scheme, float step)`` in the order they are tried: within a
+    mode every scheme, within a scheme every float step (the configs list each fastest first),
+    fp32 (no scheme) where it is listed."""
     out = []
     for mode in modes:
-        steps = [0] if mode == "fp32" else range(len(float_steps))
-        out += [(mode if i == 0 else f"{mode}/float-step-{i}", mode, i) for i in steps]
+        if mode == "fp32":
+            out.append(("fp32", mode, None, 0))
+            continue
+        for scheme in schemes:
+            out += [
+                (f"{mode}/{scheme}" + (f"/float-step-{i}" if i else ""), mode, scheme, i)
+                for i in range(len(float_steps))
+            ]
     return out
+
+
+def weight_schemes(weights: str | list[str]) -> list[str]:
+    """The configs' ``weights`` (one scheme or a list, fastest first) as a checked list."""
+    schemes = [weights] if isinstance(weights, str) else list(weights)
+    bad = [w for w in schemes if w not in WEIGHT_SCHEMES]
+    if bad or not schemes:
+        raise ExportError(f"int8 weights must be a non-empty list of {', '.join(WEIGHT_SCHEMES)}, not {weights!r}")
+    return schemes
 
 
 def build(
@@ -305,12 +383,12 @@ def build(
     tolerance: Tolerance,
     per_channel: bool = True,
     calibration: list[Feeds] | Callable[[], list[Feeds]] | None = None,
-    weights: str = "uint8",
+    weights: str | list[str] = ("int7", "uint8"),
     masks: Callable[[Path], dict] | None = None,
     float_steps: list[list[str]] | None = None,
 ) -> Int8Result:
-    """Try the candidate modes of ``src`` (FP32 ONNX) in order, each with the layers of every
-    ``float_steps`` entry kept float in turn (regular expressions on node names; default: one
+    """Try the candidate modes of ``src`` (FP32 ONNX) in order, each with every scheme of
+    ``weights`` in turn and each of those with the layers of every ``float_steps`` entry kept float (regular expressions on node names; default: one
     step, nothing kept float), until one is kernel-safe (kernel_safety.py), within ``tolerance``
     and, given ``masks`` (mask_check.py: the candidate file -> its mask comparison), up to the
     parity gate; it becomes ``dst``. ``chosen == "fp32"`` means no INT8 file was written.
@@ -323,6 +401,7 @@ def build(
     if unknown or not candidates:
         raise ExportError(f"int8 candidates must be a non-empty subset of {', '.join(MODES)}, not {candidates}")
     float_steps = float_steps or [[]]
+    schemes = weight_schemes(weights)
     prepared = dst.with_name(dst.name + ".prepared")
     root, level = logging.getLogger(), logging.getLogger().level
     root.setLevel(logging.ERROR)  # the quantizer logs "consider pre-processing" on the root logger
@@ -330,7 +409,7 @@ def build(
     chosen_key = None
     try:
         counts = prepare(src, prepared)
-        for key, mode, step in _candidates(candidates, float_steps):
+        for key, mode, scheme, step in _candidates(candidates, schemes, float_steps):
             if mode == "fp32":
                 record[key] = {
                     "bytes": src.stat().st_size,
@@ -344,7 +423,7 @@ def build(
                     mode,
                     float_steps[step],
                     per_channel,
-                    weights,
+                    scheme,
                     calibration,
                     feeds,
                     reference,
@@ -370,7 +449,7 @@ def build(
         record,
         tolerance.__dict__,
         counts,
-        weights,
+        entry.get("weights"),
         chosen_key,
         entry.get("float_layers", []),
         entry.get("kept_float", []),
@@ -400,6 +479,7 @@ def _try(
             if not feeds_for_ranges:
                 raise ExportError("static INT8 needs calibration images")
             quantize_static(prepared, out, per_channel, feeds_for_ranges, weights, exclude=kept)
+        zero_points_given = give_zero_points(out)
         compressed = compress_constants(out)
         proof = kernel_safety.analyse(out)
         # an unsafe graph is not even run: its numbers here would not hold on other CPUs
@@ -411,7 +491,9 @@ def _try(
         # the costlier mask check only for a candidate that could still be chosen
         mask_result = masks(out) if masks is not None and result["ok"] else None
         return {
+            "weights": weights,
             "bytes": out.stat().st_size,
+            "zero_points_given": zero_points_given,
             "constants_compressed": compressed,
             "float_layers": patterns,
             "kept_float": kept,
@@ -424,6 +506,7 @@ def _try(
         raise
     except Exception as exc:  # a quantizer or runtime failure disqualifies the candidate only
         return {
+            "weights": weights,
             "error": one_line(exc),
             "accepted": False,
             "float_layers": patterns,
@@ -436,7 +519,7 @@ def _verdict(r: dict) -> str:
     if "error" in r:
         return r["error"]
     if not r.get("kernel_safety", {"kernel_safe": True})["kernel_safe"]:
-        return f"{r['bytes'] / 1e6:.1f} MB, NOT kernel-safe (an integer kernel of some CPUs overflows)"
+        return f"{r['bytes'] / 1e6:.1f} MB, NOT kernel-safe ({r['kernel_safety']['problems'][0][:160]})"
     rel = r["comparison"].get("rel_l2") or {}
     text = f"{r['bytes'] / 1e6:.1f} MB, " + (f"worst rel L2 {max(rel.values()):.2g}" if rel else "same as FP32")
     if not r["comparison"]["ok"]:

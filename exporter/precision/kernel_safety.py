@@ -16,6 +16,13 @@ whose integers are too large gives different (wrong) results on those CPUs only:
   (``tdpbusd``), ARM64 ``udot`` / ``sdot`` / ``ummla``. On x86-64, s8 activations are turned into
   u8 ones by onnxruntime's QDQ transformer (a + 128) and then meet the u8 x s8 kernels above.
 
+One more path is refused for what it takes rather than for a lane: on ARM64 CPUs with SME,
+onnxruntime 1.31 runs a DynamicQuantizeMatMul whose signed weights have no zero point (or only
+zeros) with KleidiAI kernels, which quantize the activations their own way. Under QEMU's SME
+emulation those came out ~100% off while the same weights with zero points were exact, and
+without the hardware an emulation fault cannot be told from a kernel one, so a signed weight
+without a non-zero zero point counts as unsafe (``KLEIDIAI``).
+
 The proof reads every layer that multiplies integers (MatMulInteger, ConvInteger, QLinear*,
 the contrib fused forms, and QDQ MatMul / Conv / Gemm), takes the activation's integer range
 from its type (run-time quantizers may use all of it) and the weight's from the stored values,
@@ -108,6 +115,20 @@ INTEGER_OPS = {
     "DynamicQuantizeMatMul": (0, 1),
     "QGemm": (0, 3),
 }
+# the weight's zero-point input of each integer op (absent: zero)
+WEIGHT_ZERO_POINT = {
+    "MatMulInteger": 3,
+    "ConvInteger": 3,
+    "QLinearMatMul": 5,
+    "QLinearConv": 5,
+    "MatMulIntegerToFloat": 5,
+    "DynamicQuantizeMatMul": 3,
+    "QGemm": 5,
+}
+KLEIDIAI = (
+    "signed weights without zero points take onnxruntime's KleidiAI kernels on ARM64 CPUs with SME, "
+    "which could not be verified (wrong under QEMU's SME emulation): store them with zero points or as uint8"
+)
 QDQ_OPS = ("MatMul", "Conv", "Gemm")  # float ops whose inputs are both DequantizeLinear outputs
 PASS_THROUGH = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity")
 
@@ -195,6 +216,21 @@ class _Graph:
             return self.integer_operand(node.input[0], depth + 1)
         return None
 
+    def zero_point_free(self, node: onnx.NodeProto, weight: Operand) -> bool:
+        """Signed weights whose zero point is absent or all zeros (the KleidiAI path on SME CPUs);
+        a zero point computed at run time counts as possibly zero."""
+        if weight.dtype != "int8":
+            return False
+        if node.op_type in WEIGHT_ZERO_POINT:
+            index = WEIGHT_ZERO_POINT[node.op_type]
+            name = node.input[index] if len(node.input) > index else ""
+        else:  # QDQ: the weight's DequantizeLinear
+            dq = self.producer.get(node.input[1])
+            name = dq.input[2] if dq is not None and len(dq.input) > 2 else ""
+        if not name:
+            return True
+        return name not in self.inits or not numpy_helper.to_array(self.inits[name]).any()
+
     def dequantized(self, name: str) -> Operand | None:
         node = self.producer.get(name)
         if node is None or node.op_type != "DequantizeLinear":
@@ -226,7 +262,7 @@ def analyse(path: Path) -> dict:
     all layers and each kernel row is its worst layer.
     """
     g = _Graph(onnx.load(str(path)))
-    layers, problems = [], []
+    layers, problems, zero_point_free = [], [], []
     for node in g.graph.node:
         if node.op_type in INTEGER_OPS:
             ai, wi = INTEGER_OPS[node.op_type]
@@ -248,6 +284,7 @@ def analyse(path: Path) -> dict:
             problems.append(f"{node.name or node.op_type}: cannot trace the integer range of its operands")
             continue
         layers.append((node, a, w, g.reduction(node, node.input[INTEGER_OPS.get(node.op_type, (0, 1))[1]])))
+        zero_point_free.append(g.zero_point_free(node, w))
     worst: dict[str, dict] = {}
     for node, a, w, k in layers:
         for row in kernel_bounds(a, w, k):
@@ -262,6 +299,9 @@ def analyse(path: Path) -> dict:
         for r in worst.values()
         if r["layers_outside"]
     ]
+    if any(zero_point_free):
+        first = next(node.name for (node, *_), free in zip(layers, zero_point_free) if free)
+        problems.append(f"{sum(zero_point_free)} of {len(layers)} layers (first {first}): {KLEIDIAI}")
     acts = [a for _, a, _, _ in layers]
     weights = [w for _, _, w, _ in layers]
     return {
@@ -278,8 +318,11 @@ def analyse(path: Path) -> dict:
                 "activation": f"{a.dtype} [{a.low}, {a.high}]",
                 "weight": f"{w.dtype} [{w.low}, {w.high}]",
                 "reduction": k,
+                "weight_zero_points": "unsigned weights"
+                if w.dtype != "int8"
+                else ("none or zeros" if free else "stored"),
             }
-            for node, a, w, k in layers
+            for (node, a, w, k), free in zip(layers, zero_point_free)
         ],
         "problems": problems,
     }

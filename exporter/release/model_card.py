@@ -88,6 +88,21 @@ def _ort_table(release: dict) -> str:
     return "\n".join(rows)
 
 
+def _speed_text(manifest: dict) -> str:
+    """What INT8 speed to expect where, from the weight scheme the encoder shipped with."""
+    if manifest.get("int8", {}).get("encoder", {}).get("weights") == "int7":
+        return """the weights are stored as
+7-bit signed integers, which meet onnxruntime's u8 x s8 kernels: one `vpdpbusds` per 64
+products on AVX-512 VNNI CPUs (where the INT8 encoder speed-up below was measured, if its
+machine has `avx512_vnni`), `vpmaddubsw` on AVX2 ones (less of a gain: AVX2 has no integer
+instruction much faster than its float FMA), `sdot` on ARM64 CPUs with the dot-product extension."""
+    return """the weights are stored as uint8,
+which meet onnxruntime's u8 x u8 kernels: on x86-64 they widen both operands to 16 bits
+(`vpmaddwd`) on AVX2 and AVX-512 alike, since VNNI's `vpdpbusds` takes signed weights only, so
+expect about the INT8 encoder speed-up below on any x86-64 CPU, and more on ARM64 CPUs with
+the dot-product extension (`udot`)."""
+
+
 def _int8_text(manifest: dict, release: dict) -> str:
     """Which CPUs the INT8 figures hold on, and why: the kernel-safety proof of each INT8 graph."""
     proofs = release.get("int8_kernel_proofs") or {}
@@ -104,11 +119,7 @@ onnxruntime picks its integer kernels by CPU. Some (x86-64 AVX2 and AVX-512 with
 16-bit lane before widening; the rest accumulate in 32 bits. The ranges above were proved, from
 the stored weights and the activations' types, to fit every such lane, so every kernel computes
 the same integers and only float rounding differs, as at FP32: the INT8 parity above holds on
-AVX2, AVX-512, AVX-512 VNNI, AMX and ARM64 CPUs alike. Speed does differ. Weights stored as
-uint8 meet onnxruntime's u8 x u8 kernels, which on x86-64 widen both operands to 16 bits
-(`vpmaddwd`) on AVX2 and AVX-512 alike, since VNNI's `vpdpbusds` takes signed weights only:
-expect the INT8 encoder speed-up measured below on x86-64 (it comes from fewer bytes moved and
-the integer GEMM), and more on ARM64 CPUs with the dot-product extension (`udot`).
+AVX2, AVX-512, AVX-512 VNNI, AMX and ARM64 CPUs alike. Speed does differ: {_speed_text(manifest)}
 The export's own check ran on {checked.get("cpu", "an unrecorded CPU")} (its u8 x s8 kernel:
 {checked.get("int8_kernel", "unrecorded")}).
 

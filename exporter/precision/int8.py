@@ -93,17 +93,21 @@ class Int8Result:
         }
 
 
-def prepare(src: Path, dst: Path) -> dict:
-    """Rewrite constant-weight Gemms as MatMul + Add and fold Transpose(constant) into MatMul
-    weights, so that the quantizers see every weight matrix. Returns counts of each rewrite."""
-    model = onnx.load(str(src))
+def _index(model: onnx.ModelProto) -> tuple:
+    """(graph, initializers by name, producer node by output, number of readers by tensor name)."""
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
     uses: dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
+    return graph, {t.name: t for t in graph.initializer}, {o: n for n in graph.node for o in n.output}, uses
+
+
+def prepare(src: Path, dst: Path) -> dict:
+    """Rewrite constant-weight Gemms as MatMul + Add and fold Transpose(constant) into MatMul
+    weights, so that the quantizers see every weight matrix. Returns counts of each rewrite."""
+    model = onnx.load(str(src))
+    graph, inits, producer, uses = _index(model)
     counts = {"gemm_to_matmul": 0, "transposed_weights_folded": 0}
     nodes = []
     for node in graph.node:
@@ -173,13 +177,7 @@ def give_zero_points(path: Path) -> dict:
     non-zero channel keeps a layer on the kernels the proof covers. Returns how many tensors
     changed and how many stored values moved by more than the shift."""
     model = onnx.load(str(path))
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
+    graph, inits, producer, uses = _index(model)
     pairs = []  # (weight, zero point, channel axis)
     for node in graph.node:
         if node.op_type in ("MatMulInteger", "ConvInteger") and len(node.input) > 3:

@@ -90,6 +90,9 @@ def test_export_writes_every_precision_with_records(exported):
     assert proof["layers"] == len(proof["per_layer"]) > 40 and proof["activation"]["range"] == [0, 255]
     dtype = stored[enc["weights"]][0]
     assert all(r["weight"].startswith(f"{dtype} [") and r["reduction"] > 0 for r in proof["per_layer"])
+    if enc["weights"] == "int7":  # every signed weight tensor was given a zero point (off KleidiAI's path)
+        assert {r["weight_zero_points"] for r in proof["per_layer"]} == {"stored"}
+        assert 0 < shipped["zero_points_given"]["tensors"] <= proof["layers"]
     assert m["int8"]["kernel_proof"]["encoder"].startswith("kernel-safe: ")
     assert set(m["int8"]["checked_on"]) >= {"cpu", "features", "int8_kernel"}
     # the size target: the INT8 encoder at most 0.3x the FP32 bytes

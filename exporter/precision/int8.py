@@ -23,8 +23,9 @@ onnxsim into a [1, C, 256, 256] tensor, 25 MB in tiny) are stored as int8 with a
 ``DequantizeLinear``; otherwise they alone would keep tiny's INT8 encoder above 0.3x the FP32 bytes.
 
 Candidates are tried in the configs' order (modes; within a mode each weight scheme; within a
-scheme each step of layers kept float): a candidate is accepted when its graph is kernel-safe, within the tolerance against
-FP32 on the sample photo and prompts, and decodes masks up to the parity gate (mask_check.py).
+scheme each step of layers kept float): a candidate is accepted when its graph is kernel-safe,
+within the tolerance against FP32 on the sample photo and prompts, and decodes masks up to the
+parity gate (mask_check.py).
 The first accepted ships; the manifest records every candidate tried, its bytes, errors, masks
 and proof, and why the choice was made. The order in ``configs/`` comes from measurements
 (``scripts/bench_precision.py``); timing inside export would make the choice, and so the
@@ -65,7 +66,7 @@ class Int8Result:
 
     chosen: str  # "dynamic" | "static" | "fp32" (the FP32 file is used)
     reason: str
-    candidates: dict  # mode -> {bytes, comparison, kernel_safety, constants_compressed} or {error}
+    candidates: dict  # record key -> {weights, bytes, comparison, kernel_safety, masks, ...} or {error}
     tolerance: dict
     prepared: dict  # counts of the graph rewrites before quantization
     weights: str | None = None  # the accepted candidate's weight scheme (WEIGHT_SCHEMES); None for fp32
@@ -256,9 +257,10 @@ def weighted_nodes(path: Path, ops: tuple[str, ...]) -> list:
     """Nodes of ``ops`` whose second input (the weight) is a constant: the layers worth int8.
     Attention's activation x activation MatMuls stay float (both operands would need run-time
     ranges, and a right operand quantized at run time has no stored range for the kernel-safety
-    proof; they take ~40% of tiny's INT8 encoder time, docs/precision.md), and so do MatMuls with a batched (3-D)
-    constant (the decoder's per-head attention weights): onnxruntime 1.31 rejects per-channel
-    zero points on those at run time ("b zero point is not valid") for uint8 weights."""
+    proof; they take ~40% of tiny's INT8 encoder time, docs/precision.md), and so do MatMuls
+    with a batched (3-D) constant (the decoder's per-head attention weights): onnxruntime 1.31
+    rejects per-channel zero points on those at run time ("b zero point is not valid") for uint8
+    weights."""
     model = onnx.load(str(path), load_external_data=False)
     dims = {t.name: len(t.dims) for t in model.graph.initializer}
     return [

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         f"Measured {'; '.join(sorted({describe(r['machine']) for r in rows}))} by `scripts/parity_seeds.py`: "
         f"{variant.name} exported from sam2's random initialisation under seeds "
-        f"{', '.join(map(str, sorted({r['seed'] for r in rows})))}, each through `sam2-onnx parity` at "
+        f"{_ranges(sorted({r['seed'] for r in rows}))}, each through `sam2-onnx parity` at "
         f"{', '.join(p for p in PRECISIONS if any(r['precision'] == p for r in rows))} (7 photos x 9 prompt kinds, "
         f"automatic mask generation at FP32); {passed} of {len(rows)} runs pass.\n\n" + table(rows)
     )
@@ -171,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         args.out, "parity-seeds.json", {"variant": variant.name, "rows": rows}, "seeds", text, docs=not args.no_docs
     )
     return 0 if all(r["verdict"] == "pass" for r in fresh) else 1
+
+
+def _ranges(seeds: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5"."""
+    runs: list[list[int]] = []
+    for s in seeds:
+        if runs and s == runs[-1][-1] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def merged(saved: Path, variant: str, fresh: list[dict]) -> list[dict]:

@@ -369,6 +369,40 @@ def predict(
     click.echo(f"encoder {t['encoder']:.0f} ms, decoder + upsampling {t['decoder']:.0f} ms -> {out}/")
 
 
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--precision", default="fp32", show_default=True, help="Which exported graphs the page loads.")
+@click.option(
+    "--format",
+    "graph_format",
+    type=click.Choice(["onnx", "ort"]),
+    default="onnx",
+    show_default=True,
+    help="Graph files the page loads: .onnx, or the .ort copies of a release folder.",
+)
+@click.option("--verbose", is_flag=True, help="Log every request.")
+def serve(model_dir: Path, port: int, host: str, precision: str, graph_format: str, verbose: bool) -> None:
+    """Serve a click-to-segment page for MODEL_DIR; inference runs in the browser.
+
+    Open the printed address, open an image, click points or drag a box. onnxruntime-web runs
+    the encoder on WebGPU when the browser has an adapter, else on multi-threaded wasm, and the
+    decoder on wasm. A release folder is served whole (every file SHA256SUMS lists). Ctrl+C
+    stops the server.
+    """
+    from .web.server import make_server
+
+    server = make_server(model_dir, precision, host, port, verbose, graph_format)
+    click.echo(f"serving {model_dir} ({precision}) at {server.url}  (Ctrl+C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
+
+
 def _load_grids(path: Path | None):
     """``--point-grids FILE``: a .npy [N, 2] array (one layer) or a .json list of [N, 2] lists."""
     if path is None:
@@ -534,6 +568,14 @@ def automask(
     "whose gates define automask_* thresholds: fp32).",
 )
 @click.option(
+    "--runtime",
+    type=click.Choice(["python", "web"]),
+    default="python",
+    show_default=True,
+    help="Ours: the Python runtime, or the browser page in headless Chromium (onnxruntime-web, wasm; "
+    "reports parity.web*.json, no automask).",
+)
+@click.option(
     "--report",
     "report_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -549,6 +591,7 @@ def parity(
     kinds: str,
     precision: str,
     automask: bool,
+    runtime: str,
     report_dir: Path | None,
 ) -> None:
     """Compare MODEL_DIR's artifacts with the official PyTorch SAM 2 on real photos.
@@ -571,10 +614,12 @@ def parity(
         raise click.UsageError("no images: give --samples or --images")
     failed = []
     for prec in [p for p in precision.split(",") if p]:
-        click.echo(f"parity {model_dir} ({prec}) vs official SAM2ImagePredictor", err=True)
+        where = "" if runtime == "python" else ", in the browser"
+        click.echo(f"parity {model_dir} ({prec}{where}) vs official SAM2ImagePredictor", err=True)
         result = run_parity(
             model_dir,
             prec,
+            runtime=runtime,
             checkpoint=checkpoint,
             seed=seed,
             samples=names,

@@ -36,9 +36,11 @@ else
         -e "$root[$("$venv/bin/python" "$root/scripts/pins.py" extras)]"
     # SAM2_BUILD_CUDA=0: sam2's setup.py would otherwise try to compile a CUDA extension.
     # Fail here, loudly, if anything did not install.
-    "$venv/bin/python" -c "import torch, torchvision, sam2, onnx, onnxruntime, onnxsim, onnxconverter_common, skimage, exporter"
+    "$venv/bin/python" -c "import torch, torchvision, sam2, onnx, onnxruntime, onnxsim, onnxconverter_common, skimage, playwright, exporter"
     echo "$want" > "$stamp"
     echo "[bootstrap] installed in $(( $(date +%s) - t0 )) s"
 fi
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV="$venv"
+# onnxruntime-web for `sam2-onnx serve` (npm ci, its own stamp)
+. "$root/scripts/web_assets.sh"

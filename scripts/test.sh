@@ -13,4 +13,6 @@ if [[ "${1:-}" == "--fast" ]]; then
 fi
 # tests/test_kernel_safety.py runs INT8 layers on emulated CPUs (QEMU user mode): set up once.
 . scripts/emulators.sh
+# tests/test_web.py drives the page in Debian's chromium.
+. scripts/browser.sh
 exec python -m pytest "$@"

@@ -9,6 +9,7 @@ with the repository's gates, then a third time to show that nothing is redone.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
@@ -17,6 +18,7 @@ import re
 import resource
 import shutil
 import subprocess
+from io import BytesIO
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -337,6 +339,71 @@ def test_ort_copies_load_and_decode_the_same_masks(job):
         ious = [iou(a > 0, b > 0) for a, b in zip(m1.reshape(-1, *m1.shape[-2:]), m2.reshape(-1, *m2.shape[-2:]))]
         assert min(ious) >= 0.9999, ious
         assert float(np.abs(m1 - m2).max()) <= 1e-3 and float(np.abs(s1 - s2).max()) <= 1e-4
+
+
+@pytest.mark.slow
+def test_nimbusimage_feeds_give_the_python_runtimes_masks(job):
+    """NimbusImage's SAM 2 client (tests/web/nimbusimage_flow.js: its samPipeline.ts step for
+    step) in headless Chromium on the release folder as `serve` hosts it: encoder.ort and
+    decoder.onnx, the image and prompt tensors built as that client builds them. The Python
+    onnxruntime, given the same tensors and the same two files, returns the same masks.
+
+    The client asks for WebGPU for the encoder; here the encoder runs on wasm. onnxruntime-web
+    1.30 cannot run .ort files on WebGPU (docs/web.md: measured with the decoder on Chromium's
+    SwiftShader adapter), and SwiftShader, the only adapter on a machine without a GPU, did not
+    finish the encoder in 15 minutes."""
+    from exporter.web.browser import chromium
+    from exporter.web.server import make_server
+
+    image = skimage.data.coffee()  # 400 x 600: scaled to 1024 x 683, black below
+    png = BytesIO()
+    Image.fromarray(image).save(png, format="PNG")
+    prompts = [
+        {"clicks": [[300, 180, 1]]},
+        {"clicks": [[300, 180, 1], [40, 360, 0]]},
+        {"box": [120, 60, 480, 340]},
+        {"clicks": [[450, 100, 0]], "box": [120, 60, 480, 340]},
+    ]
+    flow = (ROOT / "tests" / "web" / "nimbusimage_flow.js").read_text()
+    server = make_server(job.release, port=0)
+    server.start()
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(server.url + "static/blank.html")  # not the page: it would load its own sessions
+            out = page.evaluate(
+                flow, {"png": base64.b64encode(png.getvalue()).decode(), "prompts": prompts, "ep": "wasm"}
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out["scaled"] == [1024, 683]
+    x = np.frombuffer(base64.b64decode(out["image"]), np.float32).reshape(1, 3, 1024, 1024)
+    assert np.allclose(
+        x[0, :, 700:, :],
+        (0 - np.float32([123.675, 116.28, 103.53])[:, None, None]) / np.float32([58.395, 57.12, 57.375])[:, None, None],
+    )
+    encoder = ort.InferenceSession(str(job.release / "encoder.ort"), providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(job.release / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    feats = dict(zip(C.names(C.ENCODER_OUTPUTS), encoder.run(None, {"image": x})))
+    for prompt, r in zip(prompts, out["results"]):
+        n = len(r["point_labels"])
+        assert r["masks_dims"] == [1, 3, C.LOW_RES_SIZE, C.LOW_RES_SIZE]
+        assert (r["point_labels"][-1] == -1) == ("box" not in prompt)  # the padding point NimbusImage adds
+        masks, scores = decoder.run(
+            ["masks", "iou_predictions"],
+            feats
+            | {
+                "point_coords": np.float32(r["point_coords"]).reshape(1, n, 2),
+                "point_labels": np.float32(r["point_labels"]).reshape(1, n),
+                "mask_input": np.zeros((1, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32),
+                "has_mask_input": np.zeros(1, np.float32),
+            },
+        )
+        web = np.frombuffer(base64.b64decode(r["masks"]), np.float32).reshape(masks.shape)
+        ious = [iou(a > 0, b > 0) for a, b in zip(web[0], masks[0])]
+        assert min(ious) >= 0.9999 and np.abs(web - masks).max() <= 1e-3, (prompt, ious, np.abs(web - masks).max())
+        assert np.abs(np.float32(r["iou_predictions"]) - scores.ravel()).max() <= 1e-4
 
 
 def test_operator_config_covers_both_graphs(job, tmp_path):

@@ -29,7 +29,7 @@ from exporter.core.errors import Sam2OnnxError
 from exporter.core.variants import resolve
 from exporter.export.pipeline import export_variant
 from exporter.parity.engine import run_parity
-from exporter.parity.report import as_json, save_report
+from exporter.parity.report import as_json, report_names, save_report
 from exporter.precision import PRECISIONS, parse_precisions
 
 
@@ -65,7 +65,7 @@ def row(seed: int, report: dict, int8: dict) -> dict:
 
 def saved(folder: Path, precisions: list[str]) -> dict[str, dict] | None:
     """The parity reports of an earlier run of this seed, if it finished every precision."""
-    paths = {p: folder / ("parity.json" if p == "fp32" else f"parity.{p}.json") for p in precisions}
+    paths = {p: folder / report_names(p)[0] for p in precisions}
     if not (folder / "manifest.json").is_file() or not all(q.is_file() for q in paths.values()):
         return None
     return {p: json.loads(q.read_text()) for p, q in paths.items()}

@@ -70,6 +70,10 @@ class ParityFailed(Sam2OnnxError):
     exit_code = 5
 
 
+class SetupError(Sam2OnnxError):
+    """Something the command needs outside Python is not installed (onnxruntime-web, a browser)."""
+
+
 class OutputExistsError(Sam2OnnxError):
     """Refusing to overwrite something the user already has (use --force)."""
 

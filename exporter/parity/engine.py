@@ -8,6 +8,11 @@ encoder, decoder and upsampling vs ``predict``), and holds each metric to the ga
 
 The reference must carry the artifacts' weights: its state-dict digest is compared with the
 manifest's before anything runs, and parity against different weights is refused.
+
+"Ours" is one of two runtimes (``RUNTIMES``): the Python one (``SAM2OnnxPredictor``) or the
+browser page in headless Chromium (``exporter.web.predictor.BrowserPredictor``, onnxruntime-web),
+which has the same embed / encode_tensor / decode API. The automatic mask generator and the
+INT8 per-layer SQNR are measured on the Python runtime only.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -63,6 +69,7 @@ class ParityResult:
     files: dict[str, dict] = field(default_factory=dict)  # role -> {file, bytes, precision}
     sqnr: dict[str, list] = field(default_factory=dict)  # role -> per-layer rows (int8 only)
     machine: dict = field(default_factory=dict)  # where it ran: CPU, features, int8 kernel (core.cpu.machine)
+    runtime: dict = field(default_factory=lambda: {"name": "python"})  # "ours": python, or web (+ browser, backend)
 
     @property
     def passed(self) -> bool:
@@ -145,10 +152,25 @@ def _best_masks(ref_out, our_out) -> tuple[np.ndarray, np.ndarray]:
     return m_ref[0, best], m_ours[0, best]
 
 
+RUNTIMES = ("python", "web")
+
+
+def open_runtime(runtime: str, model_dir: Path, precision: str, stack: ExitStack):
+    """Our predictor for ``runtime``, closed with ``stack``."""
+    if runtime == "python":
+        return SAM2OnnxPredictor(model_dir, precision=precision)
+    if runtime == "web":
+        from ..web.predictor import BrowserPredictor
+
+        return stack.enter_context(BrowserPredictor(model_dir, precision=precision))
+    raise ParityError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+
+
 def run_parity(
     model_dir: Path,
     precision: str = "fp32",
     *,
+    runtime: str = "python",
     checkpoint: Path | None = None,
     seed: int | None = None,
     samples: list[str] | None = None,
@@ -162,59 +184,63 @@ def run_parity(
     """Measure every (image, prompt kind) case; the result holds metrics, failures, timings.
 
     ``automask`` adds the automatic mask generator cases (``parity/automask.py``: its own
-    settings and photos) when the precision's gates define ``automask_*`` thresholds.
+    settings and photos) when the precision's gates define ``automask_*`` thresholds and the
+    runtime is the Python one. ``runtime="web"`` runs our side in headless Chromium.
     """
-    t_start = time.perf_counter()
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    variant = resolve(manifest["variant"]["name"])
-    kinds = list(KINDS) if kinds is None else kinds
-    unknown = sorted(set(kinds) - set(KINDS))
-    if unknown:
-        raise ParityError(f"unknown prompt kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
-    gates = variant.parity.get(precision)
-    if gates is None:
-        raise ParityError(f"configs have no parity gates for precision {precision!r}")
-    pictures = load_images(list(SAMPLES) if samples is None else samples, list(images))
-    ours = SAM2OnnxPredictor(model_dir, precision=precision)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sam2 scripts its transforms with torch.jit (deprecated)
-        ref, source = reference_predictor(manifest, checkpoint, seed)
-    result = ParityResult(
-        model_dir,
-        variant.name,
-        precision,
-        {"source": source.kind, "seed": source.seed, "state_dict_sha256": source.state_dict_sha256},
-        dict(gates),
-        machine=machine(),
-    )
-    for name, image in pictures.items():
-        h, w = image.shape[:2]
-        result.images[name] = (h, w)
-        _image_cases(result, name, image, ref, ours, kinds, gates, keep_masks)
-        if stream is not None:
-            mine = [c for c in result.cases if c.image == name]
-            worst = min(c.metrics.get("mask_iou_min", 1.0) for c in mine)  # this photo only
-            failed = sum(not c.passed for c in mine)
-            stream.write(
-                f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
-                f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n"
-            )
-            stream.flush()
-    if automask and all(k in gates for k in AUTOMASK_GATES):
-        _automask_cases(result, ref, ours, gates, stream)
-    result.files = {
-        role: {
-            "file": name,
-            "bytes": manifest["files"][name]["bytes"],
-            "precision": manifest["files"][name]["precision"],
+    with ExitStack() as stack:  # closes the browser of the web runtime
+        t_start = time.perf_counter()
+        model_dir = Path(model_dir)
+        manifest = read_manifest(model_dir)
+        variant = resolve(manifest["variant"]["name"])
+        kinds = list(KINDS) if kinds is None else kinds
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown:
+            raise ParityError(f"unknown prompt kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+        gates = variant.parity.get(precision)
+        if gates is None:
+            raise ParityError(f"configs have no parity gates for precision {precision!r}")
+        pictures = load_images(list(SAMPLES) if samples is None else samples, list(images))
+        ours = open_runtime(runtime, model_dir, precision, stack)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sam2 scripts its transforms with torch.jit (deprecated)
+            ref, source = reference_predictor(manifest, checkpoint, seed)
+        result = ParityResult(
+            model_dir,
+            variant.name,
+            precision,
+            {"source": source.kind, "seed": source.seed, "state_dict_sha256": source.state_dict_sha256},
+            dict(gates),
+            machine=machine(),
+            runtime={"name": runtime} | (ours.backend if runtime == "web" else {}),
+        )
+        for name, image in pictures.items():
+            h, w = image.shape[:2]
+            result.images[name] = (h, w)
+            _image_cases(result, name, image, ref, ours, kinds, gates, keep_masks)
+            if stream is not None:
+                mine = [c for c in result.cases if c.image == name]
+                worst = min(c.metrics.get("mask_iou_min", 1.0) for c in mine)  # this photo only
+                failed = sum(not c.passed for c in mine)
+                stream.write(
+                    f"  {name:<12} {h}x{w:<6} {len(mine) - 1} prompt kinds  "
+                    f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n"
+                )
+                stream.flush()
+        if automask and runtime == "python" and all(k in gates for k in AUTOMASK_GATES):
+            _automask_cases(result, ref, ours, gates, stream)
+        files = ours.sessions.files if runtime == "python" else ours.files
+        result.files = {
+            role: {
+                "file": name,
+                "bytes": manifest["files"][name]["bytes"],
+                "precision": manifest["files"][name]["precision"],
+            }
+            for role, name in files.items()
         }
-        for role, name in ours.sessions.files.items()
-    }
-    if precision == "int8" and sqnr and pictures:
-        result.sqnr = layer_sqnr(model_dir, result.files, next(iter(pictures.values())), stream)
-    result.seconds = time.perf_counter() - t_start
-    return result
+        if precision == "int8" and sqnr and runtime == "python" and pictures:
+            result.sqnr = layer_sqnr(model_dir, result.files, next(iter(pictures.values())), stream)
+        result.seconds = time.perf_counter() - t_start
+        return result
 
 
 def _attempt(who: str, fn):
@@ -231,7 +257,7 @@ def _image_cases(
     name: str,
     image: np.ndarray,
     ref,
-    ours: SAM2OnnxPredictor,
+    ours,  # SAM2OnnxPredictor or BrowserPredictor
     kinds: list[str],
     gates: dict,
     keep_masks: bool,
@@ -254,11 +280,11 @@ def _image_cases(
         (None, None) if error or our_error else _attempt("our encoder", lambda: ours.encode_tensor(x_ref))
     )
     problems = [e for e in (error, our_error, input_error) if e]
-    metrics = (
-        {}
-        if problems
-        else {"preprocess_max_abs": max_abs(preprocess(image), x_ref), **encoder_metrics(on_ref_input, _features(ref))}
-    )
+    metrics = {}
+    if not problems:
+        # the web runtime's embedding holds the page's own input tensor (its preprocessing is JavaScript)
+        ours_input = embedding.input if hasattr(embedding, "input") else preprocess(image)
+        metrics = {"preprocess_max_abs": max_abs(ours_input, x_ref), **encoder_metrics(on_ref_input, _features(ref))}
     failures = (problems + [f"prompt kinds not run ({', '.join(kinds)})"]) if problems else check(metrics, gates)
     result.cases.append(CaseResult(name, "encoder", metrics, failures, {"reference": t1 - t0, "ours": t2 - t1}))
     if problems:

@@ -54,6 +54,7 @@ def as_json(result: ParityResult) -> dict:
             "verdict": "pass" if result.passed else "fail",
             "weights": result.weights,
             "machine": result.machine,
+            "runtime": result.runtime,
             "weights_note": RANDOM_NOTE if random_seed(result.weights) is not None else None,
             "versions": package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime"),
             "gates": result.gates,
@@ -139,11 +140,13 @@ def as_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
     summary = _summary_html(result.summary())
     sqnr = "".join(_sqnr_html(role, rows) for role, rows in result.sqnr.items())
     automask = _automask_html(result, images)
+    runtime = _runtime_text(result.runtime)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>parity {esc(result.variant)} {result.precision}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px}} tr.bad{{background:#fdd}} figure{{display:inline-block;margin:8px}}
 figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verdict{{font-size:1.4em}}</style></head><body>
 <h1>Parity: {esc(result.variant)} ({result.precision}) vs official SAM2ImagePredictor</h1>
+<p>Ours: {esc(runtime)}.</p>
 <p class="verdict">Verdict: <b>{verdict}</b> &mdash; {len(result.cases)} cases, {len(result.failures())} failures,
 {len(result.images)} images, {result.seconds:.0f} s, on {esc(cpu_short(result.machine)) if result.machine else "an unrecorded CPU"}
 (its u8 x s8 kernel: {esc(result.machine.get("int8_kernel", "?"))}).</p>{note}
@@ -159,6 +162,23 @@ every pixel, which random-weight masks make fragile: their logits sit near 0 ove
 {"".join(pictures)}
 </body></html>
 """
+
+
+def _runtime_text(runtime: dict) -> str:
+    """Which runtime was "ours", in words."""
+    if runtime.get("name") != "web":
+        return "the Python runtime (SAM2OnnxPredictor, onnxruntime)"
+    gpu = f" ({runtime['adapter']})" if runtime.get("adapter") else ""
+    return (
+        f"the browser page in headless {runtime.get('browser', 'Chromium')}, onnxruntime-web {runtime.get('ort', '?')}: "
+        f"encoder on {runtime.get('encoder')}{gpu}, decoder on {runtime.get('decoder')}, {runtime.get('threads')} thread(s)"
+    )
+
+
+def report_names(precision: str, runtime: str = "python") -> tuple[str, str]:
+    """``parity[.web][.PRECISION].json`` / ``.html`` (no precision suffix for fp32)."""
+    stem = "parity" + (f".{runtime}" if runtime != "python" else "") + ("" if precision == "fp32" else f".{precision}")
+    return f"{stem}.json", f"{stem}.html"
 
 
 def _fmt(value, spec: str) -> str:
@@ -263,17 +283,19 @@ def write_report(
     report_dir.mkdir(parents=True, exist_ok=True)
     if images is None:
         images = {name: sample_image(name) for name in result.images if name in SAMPLES}
-    suffix = "" if result.precision == "fp32" else f".{result.precision}"
-    json_path, html_path = report_dir / f"parity{suffix}.json", report_dir / f"parity{suffix}.html"
+    json_name, html_name = report_names(result.precision, result.runtime["name"])
+    json_path, html_path = report_dir / json_name, report_dir / html_name
     write_text_atomic(json_path, json.dumps(as_json(result), indent=2) + "\n")
     write_text_atomic(html_path, as_html(result, images))
     return json_path, html_path
 
 
 def record_in_manifest(model_dir: Path, result: ParityResult, json_path: Path) -> None:
-    """Store the verdict and the report's digest in the artifacts' manifest."""
+    """Store the verdict and the report's digest in the artifacts' manifest: under ``parity``
+    for the Python runtime (what ``release`` requires), ``parity_web`` for the browser."""
     manifest = read_manifest(model_dir)
-    manifest.setdefault("parity", {})[result.precision] = {
+    key = "parity" if result.runtime["name"] == "python" else f"parity_{result.runtime['name']}"
+    manifest.setdefault(key, {})[result.precision] = {
         "verdict": "pass" if result.passed else "fail",
         "cases": len(result.cases),
         "failures": len(result.failures()),

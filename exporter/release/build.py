@@ -30,7 +30,7 @@ import numpy as np
 
 from ..bench.benchmark import BENCH_JSON, BENCH_PNG, current_bench
 from ..checks.equivalence import iou
-from ..core.digests import sha256_file
+from ..core.digests import SUMS_FILE, sha256_file, verify_release, write_sums
 from ..core.errors import InputError, IntegrityError, ReleaseRefused, Sam2OnnxError, refuse_overwrite
 from ..core.manifest import (
     GRAPHS,
@@ -45,7 +45,6 @@ from ..core.staging import publish, staging_dir, write_text_atomic
 from ..runtime.sessions import graph_file, session_options
 from .model_card import model_card
 
-SUMS_FILE = "SHA256SUMS"
 OPS_CONFIG = "required_operators.config"
 # .ort vs .onnx on the sample photo and prompts: masks (logits > 0) must agree this well
 ORT_MASK_IOU_MIN = 0.9999
@@ -227,37 +226,6 @@ def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> di
                 f"(IoU {min(ious):.6f} < {ORT_MASK_IOU_MIN})"
             )
     return results
-
-
-def write_sums(folder: Path) -> Path:
-    """``SHA256SUMS`` over every other file in ``folder``, in ``sha256sum`` format."""
-    lines = [f"{sha256_file(p)}  {p.name}\n" for p in sorted(folder.iterdir()) if p.is_file() and p.name != SUMS_FILE]
-    path = folder / SUMS_FILE
-    write_text_atomic(path, "".join(lines))
-    return path
-
-
-def verify_release(folder: Path) -> list[str]:
-    """Check every line of ``folder/SHA256SUMS`` (as ``sha256sum -c`` would) and that it lists
-    every file; returns the file names, IntegrityError names the first problem."""
-    folder = Path(folder)
-    sums = folder / SUMS_FILE
-    if not sums.is_file():
-        raise IntegrityError(f"{sums}: missing; is {folder} a folder written by `sam2-onnx release`?")
-    listed = {}
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name] = digest
-    on_disk = {p.name for p in folder.iterdir() if p.is_file() and p.name != SUMS_FILE}
-    if on_disk != set(listed):
-        extra, gone = sorted(on_disk - set(listed)), sorted(set(listed) - on_disk)
-        raise IntegrityError(
-            f"{folder}: files differ from {SUMS_FILE} (unlisted: {extra or 'none'}, missing: {gone or 'none'})"
-        )
-    for name, digest in listed.items():
-        if sha256_file(folder / name) != digest:
-            raise IntegrityError(f"{folder / name}: sha256 differs from {SUMS_FILE}")
-    return sorted(listed)
 
 
 def current_release(model_dir: Path, release_dir: Path) -> bool:

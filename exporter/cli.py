@@ -389,11 +389,21 @@ def serve(model_dir: Path, port: int, host: str, precision: str, graph_format: s
     Open the printed address, open an image, click points or drag a box. onnxruntime-web runs
     the encoder on WebGPU when the browser has an adapter, else on multi-threaded wasm, and the
     decoder on wasm. A release folder is served whole (every file SHA256SUMS lists). Ctrl+C
-    stops the server.
+    or SIGTERM stops the server.
     """
+    import signal
+
     from .web.server import make_server
 
     server = make_server(model_dir, precision, host, port, verbose, graph_format)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Set explicitly: a process started in the background inherits SIGINT ignored, and
+    # SIGTERM (kill, docker stop, systemd) should stop the server as cleanly as Ctrl+C.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     click.echo(f"serving {model_dir} ({precision}) at {server.url}  (Ctrl+C stops)")
     try:
         server.serve_forever()

@@ -225,6 +225,12 @@ def test_mouse_clicks_refine_box_undo_and_clear(page, python, photos):
     page.click("#clear")
     page.evaluate("sam2app.idle()")
     assert page.evaluate("sam2app.steps()") == 0 and page.evaluate("sam2app.last()") is None
+    # a second click made while the first one decodes builds on it
+    page.evaluate(
+        f"Promise.all([sam2app.addPoint({0.3 * w}, {0.3 * h}, 1), sam2app.addPoint({0.6 * w}, {0.6 * h}, 0)])"
+    )
+    assert [c[2] for c in page.evaluate("sam2app.last()")["clicks"]] == [1, 0]
+    assert page.evaluate("sam2app.steps()") == 2
 
 
 def test_the_overlay_is_drawn_where_the_mask_is_and_the_png_is_the_mask(page, photos, tmp_path):
@@ -327,11 +333,14 @@ def test_serve_refuses_what_it_cannot_serve(folder, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_serve_command_serves_until_interrupted(folder):
+    """Started as a background job is (SIGINT ignored, as a shell without job control leaves
+    it), Ctrl+C's signal still stops it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter.cli", "serve", str(folder), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         line = proc.stdout.readline()

@@ -136,12 +136,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._headers(CONTENT_TYPES.get(kind, "application/octet-stream"), size)
         if not body:
             return
-        if data is not None:
-            self.wfile.write(data)
-            return
-        with open(found, "rb") as f:
-            while chunk := f.read(1 << 20):
-                self.wfile.write(chunk)
+        try:
+            if data is not None:
+                self.wfile.write(data)
+                return
+            with open(found, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):  # the browser went away (reload, closed tab)
+            self.close_connection = True
 
     def _headers(self, content_type: str, length: int) -> None:
         self.send_header("Content-Type", content_type)

@@ -100,23 +100,25 @@ async function decodeStep(clicks, box, previous) {
   return step;
 }
 
-function prompt(clicks, box) {
+// `change(clicks, box)` -> the new { clicks, box }, applied when the task runs, to the step
+// before it then (a second click made while the first decodes builds on the first).
+function prompt(change) {
   return queue(async () => {
     if (!state.embedding) throw new Error("open an image first");
-    state.steps.push(await decodeStep(clicks, box, last()));
+    const prev = last();
+    const { clicks, box } = change(prev ? prev.clicks : [], prev ? prev.box : null);
+    state.steps.push(await decodeStep(clicks, box, prev));
     render();
   });
 }
 
 function addPoint(x, y, label) {
-  const prev = last();
-  return prompt([...(prev ? prev.clicks : []), [x, y, label]], prev ? prev.box : null);
+  return prompt((clicks, box) => ({ clicks: [...clicks, [x, y, label]], box }));
 }
 
 function setBox(x0, y0, x1, y1) {
-  const prev = last();
   const box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
-  return prompt(prev ? prev.clicks : [], box);
+  return prompt((clicks) => ({ clicks, box }));
 }
 
 function undo() {
@@ -168,7 +170,7 @@ function fitView() {
   if (!view.width) return;
   const stage = $("stage");
   const padding = parseFloat(getComputedStyle(stage).paddingLeft) * 2;
-  const room = window.innerHeight - stage.getBoundingClientRect().top - 48;
+  const room = window.innerHeight - stage.getBoundingClientRect().top - 64; // the status line stays in view
   const scale = Math.min((stage.clientWidth - padding) / view.width, Math.max(room, 240) / view.height);
   view.style.width = `${Math.floor(view.width * scale)}px`;
   view.style.height = `${Math.floor(view.height * scale)}px`;

@@ -739,11 +739,25 @@ def bench(
     help="Release seeded random weights anyway (pipeline tests); the model card says so at the top.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing release folder.")
-def release(model_dir: Path, out: Path, allow_random_weights: bool, force: bool) -> None:
+@click.option(
+    "--browser-ep",
+    "browser_eps",
+    type=click.Choice(["wasm", "webgpu"]),
+    multiple=True,
+    default=["wasm"],
+    show_default=True,
+    help="onnxruntime-web execution provider to check every graph file on in headless Chromium "
+    "(repeat for both; webgpu uses the machine's adapter, a software one without a GPU).",
+)
+@click.option("--no-browser-check", is_flag=True, help="Skip the browser check (no Chromium here); the card says so.")
+def release(
+    model_dir: Path, out: Path, allow_random_weights: bool, force: bool, browser_eps: tuple, no_browser_check: bool
+) -> None:
     """A hub-ready folder: ONNX + ORT-format graphs, operator config, model card, manifest, SHA256SUMS.
 
-    Refuses random weights (exit 6), any precision without a passing parity report (exit 6)
-    and files that differ from the manifest (exit 3).
+    Refuses random weights (exit 6), any precision without a passing parity report (exit 6),
+    files that differ from the manifest (exit 3) and graph files that onnxruntime-web cannot
+    run on wasm (exit 3).
     """
     from .release.build import build_release, verify_release
 
@@ -754,12 +768,15 @@ def release(model_dir: Path, out: Path, allow_random_weights: bool, force: bool)
         allow_random_weights=allow_random_weights,
         force=force,
         progress=lambda msg: click.echo(f"[release] {msg} ...", err=True),
+        browser_eps=() if no_browser_check else tuple(dict.fromkeys(browser_eps)),
     )
     files = verify_release(out)
     worst = min(c["mask_iou_min"] for c in record["ort_format"]["check"].values())
+    web = record["browser"]
     click.echo(
         f"{out}: {len(files)} files + SHA256SUMS; precisions {', '.join(record['parity'])} "
-        f"(parity pass); .ort masks IoU min {worst:.6f} vs .onnx"
+        f"(parity pass); .ort masks IoU min {worst:.6f} vs .onnx; "
+        + (f"{len(web['for_web'])} of {len(web['files'])} graph files for the web" if web else "no browser check")
         + ("; RANDOM WEIGHTS (stamped in README.md)" if record["random_weights"] else "")
     )
 

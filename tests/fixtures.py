@@ -89,3 +89,11 @@ def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"sam2-onnx {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc
+
+
+def variant_params(names) -> list:
+    """``names`` as pytest parameters, the release plan's marked ``release_plan`` (CI leaves
+    them out; ``scripts/test.sh --release-plan`` runs them)."""
+    from exporter.parity.plan import RELEASE_PLAN
+
+    return [pytest.param(n, marks=pytest.mark.release_plan) if n in RELEASE_PLAN else n for n in names]

@@ -28,7 +28,7 @@ from exporter.export.onnx_steps import io_of, simplify_verified
 from exporter.export.pipeline import export_variant
 from exporter.wrappers import ImageEncoder, PromptDecoder
 
-from .fixtures import run_cli
+from .fixtures import run_cli, variant_params
 
 
 def _file_io(path: Path) -> tuple[list, list]:
@@ -61,7 +61,7 @@ def _decoder_feeds(features, prompts: int, points: int, seed: int) -> tuple[torc
     )
 
 
-@pytest.mark.parametrize("name", [v.name for v in all_variants()])
+@pytest.mark.parametrize("name", variant_params(v.name for v in all_variants()))
 def test_export_matches_torch(exported, photos, name):
     folder = exported(name)
     for role, (file, inputs, outputs) in M.GRAPHS.items():  # the contract, read from the files

@@ -234,6 +234,75 @@ def test_model_card_is_valid_and_stamped_random(job):
     assert "| torch eager fp32 |" in body and "| onnxruntime fp32 |" in body and "![benchmark](bench.png)" in body
 
 
+def test_release_says_which_files_a_browser_runs(job):
+    """Every graph file, .onnx and .ort, loaded by onnxruntime-web in headless Chromium (wasm)
+    and run on the sample photo and prompts: its masks equal the Python onnxruntime's on the
+    same file, and the card lists it for the web."""
+    web = json.loads((job.release / "manifest.json").read_text())["release"]["browser"]
+    graphs = ["encoder.onnx", "decoder.onnx", "encoder.ort", "decoder.ort"]
+    lock = json.loads((ROOT / "exporter" / "web" / "package-lock.json").read_text())
+    assert web["onnxruntime_web"] == lock["packages"]["node_modules/onnxruntime-web"]["version"]
+    assert web["eps"] == ["wasm"] and web["browser"].startswith("chromium ")
+    assert sorted(web["files"]) == sorted(graphs) and sorted(web["for_web"]) == sorted(graphs)
+    for name, result in web["files"].items():
+        wasm = result["wasm"]
+        assert result["single_file"] and wasm["verdict"] == "pass", (name, wasm)
+        assert wasm["masks"] == 15 and wasm["mask_iou_min"] >= 0.9999 and wasm["iou_band"] == 1e-4
+        assert wasm["logits_max_abs"] < 1e-3 and wasm["iou_predictions_max_abs"] < 1e-4, (name, wasm)
+        if name.startswith("encoder"):
+            assert wasm["features_rel_l2_max"] < 1e-5, (name, wasm)
+    body = (job.release / "README.md").read_text()
+    section = body[body.index("## In the browser") : body.index("## Speed and memory")]
+    assert f"onnxruntime-web {web['onnxruntime_web']} in headless {web['browser']}" in section
+    for name in graphs:
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{name}` |"))
+        assert row.startswith(f"| `{name}` | yes | runs (mask IoU "), row
+    assert "WebGPU was not checked" in section
+
+
+def test_webgpu_failure_is_recorded_with_the_error(job):
+    """onnxruntime-web 1.30's WebGPU provider cannot run an .ort decoder (docs/web.md): the
+    check records the failure, at which stage and why, and the card shows it; wasm runs it."""
+    from exporter.checks.equivalence import run_graph
+    from exporter.checks.sample_inputs import decoder_feed
+    from exporter.release.browser_check import _compare_masks, _verdict, sample_image
+    from exporter.release.model_card import _browser_cell
+    from exporter.web.graph_check import BrowserGraphs
+
+    feeds = [decoder_feed(run_graph(job.release / "encoder.onnx", [{"image": sample_image()}])[0])]
+    want = run_graph(job.release / "decoder.ort", feeds)
+    with BrowserGraphs(job.release, ["decoder.ort"], "webgpu") as browser:
+        run = browser.run("decoder.ort", feeds)
+    assert "swiftshader" in (run.adapter or "").lower(), run  # Chromium's software adapter: no GPU here
+    result = _verdict(run, _compare_masks, 1e-4, want)
+    assert result["verdict"] == "fail" and result["stage"] == "run", result
+    assert _browser_cell(result) == "fails (run): All inputs must be tensors on WebGPU buffers."
+    with BrowserGraphs(job.release, ["decoder.ort"], "wasm") as browser:
+        run = browser.run("decoder.ort", feeds)
+    assert _verdict(run, _compare_masks, 1e-4, want)["verdict"] == "pass"
+
+
+def test_external_data_is_found(tmp_path):
+    """A graph that keeps its weights beside it is not a single file (not for a web page)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from exporter.release.browser_check import external_data
+
+    weight = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [weight],
+    )
+    model = helper.make_model(graph)
+    onnx.save(model, tmp_path / "one.onnx")
+    onnx.save(model, tmp_path / "two.onnx", save_as_external_data=True, location="two.data", size_threshold=0)
+    assert (tmp_path / "two.data").is_file()
+    assert not external_data(tmp_path / "one.onnx") and external_data(tmp_path / "two.onnx")
+
+
 def test_second_run_skips_every_step_and_changes_nothing(rerun):
     proc = rerun.proc
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -251,7 +320,7 @@ def test_new_bench_settings_rebench_and_rerelease_only(job, tmp_path):
             shutil.copytree(job.tmp / name, tmp_path / name)
     art, release = tmp_path / "art" / VARIANT, tmp_path / "rel" / VARIANT
     onnx_before = {p.name: sha256_file(p) for p in art.glob("*.onnx")}
-    proc = _job(tmp_path, "--runs", "2")  # after JOB_OPTIONS' --runs 1: argparse keeps the last
+    proc = _job(tmp_path, "--runs", "2", "--no-browser-check")  # after JOB_OPTIONS' --runs 1: argparse keeps the last
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert {name: s for name, (s, _) in _steps(proc.stdout).items()} == {
         "fetch": "skipped",
@@ -442,6 +511,15 @@ def test_release_refuses_random_weights_without_the_flag(job, tmp_path):
     assert list(tmp_path.iterdir()) == []  # no release, no staging folder
 
 
+def test_release_without_a_browser_says_how_to_skip_the_check(job, tmp_path, monkeypatch):
+    """No Chromium: refused before any work, with the way out, and nothing written."""
+    monkeypatch.setenv("SAM2_ONNX_CHROMIUM", str(tmp_path / "no-chromium"))
+    out = tmp_path / "r"
+    err = _one_line_error(run_cli("release", job.art, "--out", out, "--allow-random-weights"), 1)
+    assert "no-chromium is not an executable file" in err and "--no-browser-check" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def _drop_parity(folder: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     del manifest["parity"]  # as `sam2-onnx export` writes it: parity never ran
@@ -516,8 +594,10 @@ def test_release_force_replaces_out_and_ships_the_recorded_report(job, tmp_path)
     out = tmp_path / "r"
     out.mkdir()
     (out / "old.txt").write_text("an older release")
-    proc = run_cli("release", folder, "--out", out, "--allow-random-weights", "--force")
+    proc = run_cli("release", folder, "--out", out, "--allow-random-weights", "--force", "--no-browser-check")
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("no browser check; RANDOM WEIGHTS (stamped in README.md)"), proc.stdout
+    assert "## In the browser\n\nNot checked for these files" in (out / "README.md").read_text()
     assert {p.name for p in out.iterdir()} == RELEASE_FILES
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # old folder and staging gone
     for name in ("parity.json", "parity.html"):

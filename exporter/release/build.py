@@ -31,7 +31,7 @@ import numpy as np
 from ..bench.benchmark import BENCH_JSON, BENCH_PNG, current_bench
 from ..checks.equivalence import iou
 from ..core.digests import SUMS_FILE, sha256_file, verify_release, write_sums
-from ..core.errors import InputError, IntegrityError, ReleaseRefused, Sam2OnnxError, refuse_overwrite
+from ..core.errors import InputError, IntegrityError, ReleaseRefused, Sam2OnnxError, SetupError, refuse_overwrite
 from ..core.manifest import (
     GRAPHS,
     MANIFEST_FILE,
@@ -43,6 +43,7 @@ from ..core.manifest import (
 )
 from ..core.staging import publish, staging_dir, write_text_atomic
 from ..runtime.sessions import graph_file, session_options
+from .browser_check import BROWSER_EPS, check_in_browser, sample_image
 from .model_card import model_card
 
 OPS_CONFIG = "required_operators.config"
@@ -195,12 +196,10 @@ def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> di
     optimisation levels already disagree with each other (tiny FP16: mask IoU 0.9995 between
     "basic" and "all" on the same .onnx file), which the parity gates judge, not this check.
     """
-    from ..checks.sample_inputs import SAMPLE_PHOTO, decoder_feed
+    from ..checks.sample_inputs import decoder_feed
     from ..core import contract as C
-    from ..runtime.inputs import read_image
-    from ..runtime.transforms import preprocess
 
-    image = preprocess(read_image(SAMPLE_PHOTO))
+    image = sample_image()
     results = {}
     for precision in manifest.get("precisions") or {"fp32": {}}:
         runs = {}
@@ -252,9 +251,17 @@ def current_release(model_dir: Path, release_dir: Path) -> bool:
 
 
 def build_release(
-    model_dir: Path, out: Path, allow_random_weights: bool = False, force: bool = False, progress=None
+    model_dir: Path,
+    out: Path,
+    allow_random_weights: bool = False,
+    force: bool = False,
+    progress=None,
+    browser_eps=BROWSER_EPS,
 ) -> dict:
-    """Check ``model_dir``, then write the release folder ``out``; returns its release record."""
+    """Check ``model_dir``, then write the release folder ``out``; returns its release record.
+
+    ``browser_eps``: the onnxruntime-web execution providers every graph file is checked on in
+    headless Chromium (browser_check.py); empty: no browser check (the card says so)."""
     model_dir, out = Path(model_dir), Path(out)
     say = progress or (lambda _msg: None)
     if out.resolve() == model_dir.resolve():
@@ -262,6 +269,13 @@ def build_release(
     refuse_overwrite(out, force)
     say("checking files, weights and parity reports")
     manifest, parity, proofs = check_releasable(model_dir, allow_random_weights)
+    if browser_eps:  # before minutes of work: is there a browser to check the files in?
+        from ..web.graph_check import require_browser
+
+        try:
+            require_browser()
+        except SetupError as exc:
+            raise SetupError(f"{exc}; or release without the browser check (--no-browser-check)") from None
     bench = current_bench(model_dir, manifest)
     staging = staging_dir(out.parent, out.name)
     try:
@@ -280,6 +294,10 @@ def build_release(
         levels = convert_to_ort([staging / f.name for f in onnx_files], staging)
         say("checking the .ort graphs against the .onnx ones")
         ort_check = check_ort_copies(staging, manifest, levels)
+        browser = None
+        if browser_eps:
+            say(f"checking every graph file in headless Chromium ({', '.join(browser_eps)})")
+            browser = check_in_browser(staging, manifest, browser_eps, lambda m: say(f"  {m}"))
         release = {
             "random_weights": random_seed(manifest["weights"]) is not None,
             "tool": package_versions("sam2-onnx-exporter", "onnxruntime"),
@@ -299,6 +317,7 @@ def build_release(
                 p: {k: r[k] for k in ("report", "cases", "images")} | {"verdict": "pass"} for p, r in parity.items()
             },
             "int8_kernel_proofs": proofs,
+            "browser": browser,
             "bench": BENCH_JSON if bench else None,
         }
         write_text_atomic(staging / "README.md", model_card(manifest, parity, bench, release))

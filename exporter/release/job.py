@@ -107,10 +107,14 @@ def release_variant(job: Job, name: str, args) -> None:
 
         if current_release(folder, release_dir):
             return "skipped", f"{rel(release_dir)} already releases these files and reports (SHA256SUMS verified)"
-        record = build_release(folder, release_dir, allow_random_weights=args.random_weights, force=True)
+        record = build_release(
+            folder, release_dir, allow_random_weights=args.random_weights, force=True, browser_eps=args.browser_eps
+        )
         worst = min(c["mask_iou_min"] for c in record["ort_format"]["check"].values())
+        web = record["browser"]
         return (
-            f"{rel(release_dir)}: {len(verify_release(release_dir))} files + SHA256SUMS, .ort IoU min {worst:.6f}"
+            f"{rel(release_dir)}: {len(verify_release(release_dir))} files + SHA256SUMS, .ort IoU min {worst:.6f}, "
+            + (f"{len(web['for_web'])} of {len(web['files'])} graph files for the web" if web else "no browser check")
             + (", RANDOM WEIGHTS" if record["random_weights"] else "")
         )
 
@@ -153,12 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts", help="exported model folders")
     ap.add_argument("--release-dir", type=Path, default=ROOT / "releases", help="release folders")
     ap.add_argument(
+        "--browser-ep",
+        dest="browser_eps",
+        action="append",
+        choices=["wasm", "webgpu"],
+        help="release: onnxruntime-web execution provider to check every graph file on (repeatable; default wasm)",
+    )
+    ap.add_argument("--no-browser-check", action="store_true", help="release: no browser check (no Chromium here)")
+    ap.add_argument(
         "--push",
         metavar="REPO_ID",
         help="Hugging Face repo to push each release to; '{variant}' is replaced by the variant name",
     )
     ap.add_argument("--dry-run", action="store_true", help="with --push: print the upload plan, upload nothing")
     args = ap.parse_args(argv)
+    args.browser_eps = () if args.no_browser_check else tuple(dict.fromkeys(args.browser_eps or ["wasm"]))
     if args.dry_run and not args.push:
         ap.error("--dry-run only applies to --push")
     if args.push and len(args.variants) > 1 and "{variant}" not in args.push:

@@ -6,6 +6,8 @@ is typed twice. Random-weight releases are stamped at the top, in a tag and in t
 
 from __future__ import annotations
 
+import re
+
 from ..core.manifest import random_seed
 
 LICENSE = "apache-2.0"  # SAM 2 / SAM 2.1 code and checkpoints are released under Apache 2.0
@@ -86,6 +88,70 @@ def _ort_table(release: dict) -> str:
     for precision, c in release["ort_format"]["check"].items():
         rows.append(f"| {precision} | {c['masks']} | {c['mask_iou_min']:.6f} | {c['iou_predictions_max_abs']:.2e} |")
     return "\n".join(rows)
+
+
+def _browser_cell(result: dict | None) -> str:
+    if result is None:
+        return "not checked"
+    if result["verdict"] == "pass":
+        return f"runs (mask IoU {result['mask_iou_min']:.6f})"
+    return f"fails ({result['stage']}): {_last_sentence(result['reason'])}"
+
+
+def _last_sentence(error: str) -> str:
+    """What onnxruntime-web's message says, without what it says it with: its last sentence,
+    from after the last ``file.cc:LINE Function`` it names (the manifest keeps it all)."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(error.split())) if s]
+    text = sentences[-1] if sentences else error
+    text = re.sub(r"^.*\b[\w/.-]+\.(?:cc|cpp|h):\d+\s+(?:[A-Za-z_]\w*\s+(?=[A-Z]))?", "", text)
+    return text[:200].replace("|", "\\|")
+
+
+def browser_table(web: dict) -> str:
+    """File x execution provider: what onnxruntime-web did with each graph file (a ``browser`` record)."""
+    eps = web["eps"]
+    rows = ["| file | single file | " + " | ".join(eps) + " |", "|---|---|" + "---|" * len(eps)]
+    for name, r in web["files"].items():
+        cells = [_browser_cell(r.get(ep)) for ep in eps]
+        rows.append(f"| `{name}` | {'yes' if r['single_file'] else 'no (external data)'} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _webgpu_note(web: dict) -> str:
+    if "webgpu" not in web["eps"]:
+        return " WebGPU was not checked (`sam2-onnx release --browser-ep wasm --browser-ep webgpu` checks it)."
+    adapter = web.get("adapter")
+    if not adapter:
+        return " WebGPU found no adapter in that browser, so nothing ran on it."
+    software = "swiftshader" in adapter.lower()
+    return f" WebGPU ran on the adapter `{adapter}`" + (
+        ", Chromium's software renderer (a CPU emulating a GPU): a real GPU may support more or less."
+        if software
+        else "."
+    )
+
+
+def _browser_text(release: dict) -> str:
+    """Which graph files a browser page can run, on which onnxruntime-web execution provider."""
+    web = release.get("browser")
+    if not web:
+        return """## In the browser
+
+Not checked for these files (released with `--no-browser-check`).
+
+"""
+    return f"""## In the browser
+
+Every graph file loaded by onnxruntime-web {web["onnxruntime_web"]} in headless {web["browser"]}
+and run on the sample photo and prompts; "runs" means its masks equal the Python onnxruntime's
+on the same file (IoU >= {web["mask_iou_min"]} on every mask, over the pixels the Python logits
+decide by the precision's parity band).{_webgpu_note(web)}
+
+{browser_table(web)}
+
+For a web page: {", ".join(f"`{n}`" for n in web["for_web"]) or "none"}.
+
+"""
 
 
 def _speed_text(manifest: dict) -> str:
@@ -191,7 +257,7 @@ baked into each copy (sample photo, a click and four prompts of every label kind
 
 {_ort_table(release)}
 
-{_int8_text(manifest, release)}## Speed and memory
+{_int8_text(manifest, release)}{_browser_text(release)}## Speed and memory
 
 {bench_text}
 ## Usage

@@ -29,7 +29,10 @@ SOFTWARE_WEBGPU = ("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-
 
 def chromium_path() -> str:
     """The Chromium binary: ``$SAM2_ONNX_CHROMIUM``, else ``chromium`` on PATH."""
-    path = os.environ.get("SAM2_ONNX_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    path = os.environ.get("SAM2_ONNX_CHROMIUM")
+    if path and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise SetupError(f"SAM2_ONNX_CHROMIUM={path} is not an executable file")
+    path = path or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
         raise SetupError(
             "no Chromium found: run scripts/browser.sh (apt-get install chromium) or set SAM2_ONNX_CHROMIUM"

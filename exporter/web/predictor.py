@@ -25,6 +25,7 @@ from .browser import chromium
 from .server import make_server
 
 EXECUTION_PROVIDERS = ("wasm", "webgpu")
+PAGE_PROVIDERS = (*EXECUTION_PROVIDERS, "auto")  # auto: the page's choice (static/sam.js chooseProvider)
 
 
 def _floats(text: str, shape) -> np.ndarray:
@@ -50,23 +51,24 @@ class BrowserPredictor:
     Args:
         model_dir: an exported folder (verified against its manifest by the server).
         precision: which graphs the page loads.
-        ep: the encoder's execution provider in the page: ``"wasm"`` (multi-threaded) or
-            ``"webgpu"`` (Chromium's software adapter where there is no GPU).
+        ep: the encoder's execution provider in the page: ``"wasm"`` (multi-threaded),
+            ``"webgpu"`` (Chromium's software adapter where there is no GPU), or ``"auto"``,
+            the page's own choice: WebGPU when the adapter can run the graphs, else wasm.
         threads: wasm threads (default: all cores).
 
     Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, model_dir: str | Path, precision: str = "fp32", ep: str = "wasm", threads: int | None = None):
-        if ep not in EXECUTION_PROVIDERS:
-            raise InputError(f"ep must be one of {', '.join(EXECUTION_PROVIDERS)}, not {ep!r}")
+        if ep not in PAGE_PROVIDERS:
+            raise InputError(f"ep must be one of {', '.join(PAGE_PROVIDERS)}, not {ep!r}")
         self._stack = ExitStack()
         try:
             server = make_server(model_dir, precision=precision, port=0)
             server.start()
             self._stack.callback(server.server_close)
             self._stack.callback(server.shutdown)
-            browser = self._stack.enter_context(chromium(software_webgpu=ep == "webgpu"))
+            browser = self._stack.enter_context(chromium(software_webgpu=ep != "wasm"))
             self.page = browser.new_page()
             self.errors: list[str] = []
             self.page.on("pageerror", lambda e: self.errors.append(str(e)))

@@ -212,11 +212,31 @@ def make_server(
                 f"{model_dir}: no {', '.join(missing)}; .ort copies are in release folders (sam2-onnx release)"
             )
     version = ort_web_version()
+    routes = _routes(model_dir, served)
+    routes["/config.json"] = json.dumps(page_config(manifest, precision, files, version)).encode()
+    return _bind(host, port, routes, verbose)
+
+
+def file_server(folder: str | Path, names: list[str], host: str = "127.0.0.1", port: int = 0) -> ModelServer:
+    """A server for ``names`` of ``folder`` as ``/model/<name>``, with onnxruntime-web and the
+    static files but no page config: for code that loads graph files itself (graph_check.py)."""
+    ort_web_version()
+    folder = Path(folder)
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise InputError(f"{folder}: no {', '.join(missing)}")
+    return _bind(host, port, _routes(folder, names), False)
+
+
+def _routes(folder: Path, names: list[str]) -> dict[str, Path | bytes]:
     routes: dict[str, Path | bytes] = {"/": STATIC / "index.html"}
     routes |= {f"/static/{p.name}": p for p in STATIC.iterdir() if p.is_file()}
     routes |= {f"/ort/{name}": p for name, p in _ort_files().items()}
-    routes |= {f"/model/{name}": model_dir / name for name in served}
-    routes["/config.json"] = json.dumps(page_config(manifest, precision, files, version)).encode()
+    routes |= {f"/model/{name}": folder / name for name in names}
+    return routes
+
+
+def _bind(host: str, port: int, routes: dict[str, Path | bytes], verbose: bool) -> ModelServer:
     try:
         return ModelServer((host, port), routes, verbose)
     except OSError as exc:

@@ -45,7 +45,8 @@ const quietly = (promise) => promise.catch(() => {});
 function backendText() {
   const b = state.sam.backend;
   const gpu = b.adapter ? ` (${b.adapter})` : "";
-  return `encoder ${b.encoder}${gpu}, decoder ${b.decoder}, ${b.threads} thread(s), onnxruntime-web ${b.ort}`;
+  const note = b.note ? ` (${b.note})` : "";
+  return `encoder ${b.encoder}${gpu}${note}, decoder ${b.decoder}, ${b.threads} thread(s), onnxruntime-web ${b.ort}`;
 }
 
 async function start() {

@@ -8,17 +8,22 @@ import { preprocess, transformCoords, upsampleLogits } from "./transforms.js";
 const now = () => performance.now();
 
 // Which execution provider the encoder gets: "webgpu" when asked for (or "auto") and the browser
-// has an adapter, else multi-threaded wasm. The decoder always runs on wasm, as NimbusImage
-// runs it: it is small, and per-click latency there is lower than a GPU round trip.
-async function chooseProvider(asked) {
+// has an adapter that can run the graphs, else multi-threaded wasm. FP16 graphs need the
+// adapter's shader-f16 feature: without it onnxruntime-web's WebGPU provider fails to build
+// their shaders (measured on Chromium's SwiftShader adapter; docs/release.md). The decoder
+// always runs on wasm, as NimbusImage runs it: it is small, and per-click latency there is
+// lower than a GPU round trip.
+async function chooseProvider(asked, precision) {
   if (asked === "wasm") return { name: "wasm", adapter: null };
   const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
-  if (adapter) {
-    const info = adapter.info || {};
-    return { name: "webgpu", adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unknown" };
-  }
-  if (asked === "webgpu") throw new Error("WebGPU was asked for but this browser has no WebGPU adapter");
-  return { name: "wasm", adapter: null };
+  const info = (adapter && adapter.info) || {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unknown";
+  if (adapter && (precision !== "fp16" || adapter.features.has("shader-f16"))) return { name: "webgpu", adapter: name };
+  const why = adapter
+    ? `the WebGPU adapter "${name}" lacks shader-f16, which FP16 graphs need there`
+    : "this browser has no WebGPU adapter";
+  if (asked === "webgpu") throw new Error(`WebGPU was asked for but ${why}: use wasm${adapter ? " or another precision" : ""}`);
+  return { name: "wasm", adapter: null, note: adapter ? `not WebGPU: ${why}` : null };
 }
 
 export class Sam2Web {
@@ -29,7 +34,7 @@ export class Sam2Web {
     // threads need cross-origin isolation (the server's COOP/COEP headers)
     const cores = navigator.hardwareConcurrency || 1;
     ort.env.wasm.numThreads = crossOriginIsolated ? options.threads || cores : 1;
-    const provider = await chooseProvider(options.ep || "auto");
+    const provider = await chooseProvider(options.ep || "auto", config.precision);
     const t0 = now();
     const encoder = await ort.InferenceSession.create(config.graphs.encoder, { executionProviders: [provider.name] });
     const decoder = await ort.InferenceSession.create(config.graphs.decoder, { executionProviders: ["wasm"] });
@@ -38,6 +43,7 @@ export class Sam2Web {
       encoder: provider.name,
       decoder: "wasm",
       adapter: provider.adapter,
+      note: provider.note || null, // why the encoder is not on WebGPU when there is an adapter
       threads: ort.env.wasm.numThreads,
       isolated: crossOriginIsolated,
       ort: config.ort.version,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from .core.contract import DEFAULT_PROFILE, PROFILES
 from .core.errors import CheckpointError, Sam2OnnxError, one_line, refuse_overwrite
 
 UNEXPECTED_EXIT = 70  # EX_SOFTWARE: an error no Sam2OnnxError describes (exits 1-6 are the ones users can fix)
@@ -231,6 +232,14 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     type=click.Path(path_type=Path),
     help="Folder of photos for static INT8 calibration.  [default: the bundled photos]",
 )
+@click.option(
+    "--profile",
+    type=click.Choice(list(PROFILES)),
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="Whose I/O contract the graphs follow (docs/io-contract.md); other than the default, "
+    "writes OUT/<variant>-<profile>/, fp32 only.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def export(
     variant: str,
@@ -243,6 +252,7 @@ def export(
     plain_graphs: bool,
     precision: str,
     calibration_images: Path | None,
+    profile: str,
     force: bool,
 ) -> None:
     """Export VARIANT's encoder and decoder graphs, checked, simplified and verified.
@@ -269,6 +279,7 @@ def export(
         force=force,
         precisions=precision.split(","),
         calibration_images=calibration_images,
+        profile=profile,
     )
     click.echo(f"{result.folder}: exported in {sum(result.seconds.values()):.1f} s")
     for name, entry in result.manifest["files"].items():

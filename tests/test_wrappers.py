@@ -137,6 +137,20 @@ def test_readme_documents_the_contract():
             assert f"| {direction} `{s.name}` | {s.dtype} | [{','.join(map(str, s.shape))}] |" in readme
 
 
+def test_io_contract_documents_every_profile():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "io-contract.md").read_text()
+    for profile in C.PROFILES.values():
+        for group, direction in (
+            (profile.encoder_inputs, "in"),
+            (profile.encoder_outputs, "out"),
+            (profile.decoder_inputs, "in"),
+            (profile.decoder_outputs, "out"),
+        ):
+            for s in group:
+                row = f"| {direction} `{s.name}` | {s.dtype} | [{','.join(map(str, s.shape))}] | {s.meaning} |"
+                assert row in doc, (profile.name, row)
+
+
 def test_fast_forms_compute_the_official_outputs_and_are_undone(tiny, photo):
     """The export-time forms (wrappers/fast_forms.py) give the official decoder's outputs on a real
     photo and every prompt kind, and leave the eager model as sam2 wrote it afterwards."""

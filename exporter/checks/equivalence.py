@@ -37,7 +37,7 @@ def run_graph(path: Path, feeds: list[Feeds]) -> list[Outputs]:
 
 def rel_l2(got: np.ndarray, want: np.ndarray) -> float:
     """||got - want|| / ||want|| (absolute when want is all zeros)."""
-    diff = float(np.linalg.norm((got - want).ravel().astype(np.float64)))
+    diff = float(np.linalg.norm(got.ravel().astype(np.float64) - want.ravel()))  # float64 first: bool outputs
     norm = float(np.linalg.norm(want.ravel().astype(np.float64)))
     return diff / norm if norm else diff
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import contract as C
+from ..runtime.profiles import by_role, decoder_feeds
 from .equivalence import Feeds, Outputs, cpu_session, run_graph
 
 SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "data" / "chelsea.jpg"
@@ -69,14 +70,25 @@ def decoder_feed(features: Outputs, first_masks: np.ndarray | None = None) -> Fe
     }
 
 
-def reference_runs(encoder: Path, decoder: Path) -> dict[str, tuple[list[Feeds], list[Outputs]]]:
-    """``{role: (feeds, outputs)}`` of the two graph files on the sample photo and prompts."""
-    enc_feeds = [encoder_feed()]
+def reference_runs(
+    encoder: Path, decoder: Path, profile: C.Profile = C.SAMEXPORTER
+) -> dict[str, tuple[list[Feeds], list[Outputs]]]:
+    """``{role: (feeds, outputs)}`` of the two graph files on the sample photo and prompts, fed
+    and named as ``profile`` declares them."""
+    from PIL import Image
+
+    with Image.open(SAMPLE_PHOTO) as im:
+        orig_hw = (im.height, im.width)
+    enc_feeds = [{profile.encoder_inputs[0].name: encoder_feed()["image"]}]
     enc_outs = run_graph(encoder, enc_feeds)
+    features = by_role(profile.encoder_outputs, list(enc_outs[0].values()))
     dec = cpu_session(decoder)
     names = [o.name for o in dec.get_outputs()]
-    first = decoder_feed(enc_outs[0])
+    first = decoder_feeds(profile, decoder_feed(features), orig_hw)
     first_out = dict(zip(names, dec.run(None, first)))
-    second = decoder_feed(enc_outs[0], first_out["masks"])
+    low_res = by_role(profile.decoder_outputs, list(first_out.values()))
+    second = decoder_feeds(
+        profile, decoder_feed(features, low_res.get("masks", low_res.get(C.LOW_RES_CLAMPED))), orig_hw
+    )
     second_out = dict(zip(names, dec.run(None, second)))
     return {"encoder": (enc_feeds, enc_outs), "decoder": ([first, second], [first_out, second_out])}

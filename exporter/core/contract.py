@@ -1,8 +1,10 @@
-"""The I/O contract of the exported graphs, declared once.
+"""The I/O contracts of the exported graphs, declared once: one :class:`Profile` per consumer.
 
-Export, manifest, runtime, tests and docs (README.md, docs/io-contract.md) all read it from here. Standard library only,
-so the torch-free runtime can import it. The default profile is compatible with samexporter /
-NimbusImage consumers: names, order, dtypes and shapes below must not change.
+Export, manifest, runtime, tests and docs (README.md, docs/io-contract.md) all read them from here.
+Standard library only, so the torch-free runtime can import it. The default profile is compatible
+with samexporter / NimbusImage consumers: names, order, dtypes and shapes below must not change.
+The other profiles (``PROFILES``) are other consumers' contracts, read from their source: CVAT's
+SAM 2 plugin and onnxruntime's own SAM 2 tool.
 
 Symbolic dims: ``B`` images per encoder call, ``L`` prompts per decoder call, ``N`` points per
 prompt (boxes are two corner points, labels 2 and 3; shorter prompts are padded with label -1).
@@ -11,6 +13,8 @@ prompt (boxes are two corner points, labels 2 and 3; shorter prompts are padded 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .errors import InputError
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -36,6 +40,13 @@ class TensorSpec:
     dtype: str  # numpy dtype name
     shape: tuple[int | str, ...]  # str = symbolic (dynamic) dim
     meaning: str
+    # What the tensor is, in the default profile's names (or one of EXTRA_ROLES); "" = its name.
+    # Profiles rename, reorder and retype tensors; the role is how wrappers and runtime match them.
+    role: str = ""
+
+    @property
+    def what(self) -> str:
+        return self.role or self.name
 
 
 ENCODER_INPUTS = (
@@ -78,6 +89,151 @@ DECODER_OUTPUTS = (
     ),
     TensorSpec("single_iou_predictions", "float32", ("L", 1), "predicted IoU of single_masks"),
 )
+
+
+# Roles that only other profiles' graphs have.
+ORIG_SIZE = "orig_im_size"  # int32 [2]: original (height, width)
+MASKS_AT_ORIGINAL = "masks_at_original"  # single-mask logits upsampled to the original size
+LOW_RES_CLAMPED = "low_res_clamped"  # single-mask low-res logits clamped to +-LOW_RES_CLAMP
+BOX_ROLES = ("box_x0", "box_y0", "box_x1", "box_y1")  # the mask's bounding box, inclusive pixels
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One consumer's I/O contract: the four tensor lists, the coordinate frame and what masks mean.
+
+    ``coords``: ``"square"``, x, y scaled by (1024 / W, 1024 / H) as SAM2Transforms does, or
+    ``"longest_side"``, both scaled by 1024 / max(H, W) (SAM 1's frame, which CVAT keeps; the
+    graph maps it to the square frame with ``orig_im_size``).
+    ``masks``: ``"low_res_logits"`` (the runtime upsamples), ``"original_logits"`` or
+    ``"original_bool"`` (upsampled in the graph, thresholded at ``MASK_THRESHOLD`` for bool).
+    ``multimask``: whether the decoder serves ``multimask_output=True``; without it, it returns
+    SAM 2's single stability-chosen mask per prompt (``multimask_output=False``).
+    """
+
+    name: str
+    consumer: str
+    encoder_inputs: tuple[TensorSpec, ...]
+    encoder_outputs: tuple[TensorSpec, ...]
+    decoder_inputs: tuple[TensorSpec, ...]
+    decoder_outputs: tuple[TensorSpec, ...]
+    coords: str = "square"
+    masks: str = "low_res_logits"
+    multimask: bool = True
+
+    def graphs(self) -> dict[str, tuple[str, tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
+        """``{role: (fp32 file, inputs, outputs)}`` for the encoder and decoder."""
+        return {
+            "encoder": (ENCODER_FILE, self.encoder_inputs, self.encoder_outputs),
+            "decoder": (DECODER_FILE, self.decoder_inputs, self.decoder_outputs),
+        }
+
+    def spec(self, graph: str, what: str) -> TensorSpec | None:
+        """The tensor of ``graph`` ("encoder" / "decoder") whose role is ``what``, else None."""
+        _, ins, outs = self.graphs()[graph]
+        return next((s for s in ins + outs if s.what == what), None)
+
+    def describe(self) -> dict:
+        """What the manifest records about the profile besides its tensors."""
+        return {
+            "name": self.name,
+            "consumer": self.consumer,
+            "coords": self.coords,
+            "masks": self.masks,
+            "multimask": self.multimask,
+        }
+
+
+def _single_mask_outputs(masks_dtype: str, masks_meaning: str, low_res_meaning: str) -> tuple[TensorSpec, ...]:
+    """masks [L, 1, H, W] at the original size, iou_predictions [L, 1], low_res_masks [L, 1, 256, 256]:
+    the three outputs both other consumers read, under the same names."""
+    return (
+        TensorSpec("masks", masks_dtype, ("L", 1, "H", "W"), masks_meaning, MASKS_AT_ORIGINAL),
+        TensorSpec("iou_predictions", "float32", ("L", 1), "predicted IoU of masks", "single_iou_predictions"),
+        TensorSpec("low_res_masks", "float32", ("L", 1, LOW_RES_SIZE, LOW_RES_SIZE), low_res_meaning, LOW_RES_CLAMPED),
+    )
+
+
+SAMEXPORTER = Profile(
+    "samexporter",
+    "samexporter, NimbusImage and the apps built on their files (the default)",
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    DECODER_INPUTS,
+    DECODER_OUTPUTS,
+)
+
+CVAT = Profile(
+    "cvat",
+    "CVAT's SAM 2 plugin (cvat-ui/plugins/sam2): encoder on the server, decoder in onnxruntime-web",
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    # the default seven (CVAT feeds by name), then the original size
+    DECODER_INPUTS[:3]
+    + (
+        TensorSpec("point_coords", "float32", ("L", "N", 2), "x,y times 1024 / max(H, W) (longest side 1024)"),
+        DECODER_INPUTS[4],
+        TensorSpec("mask_input", "float32", ("L", 1, LOW_RES_SIZE, LOW_RES_SIZE), "previous low_res_masks, or zeros"),
+        DECODER_INPUTS[6],
+        TensorSpec(ORIG_SIZE, "int32", (2,), "original image height, width", ORIG_SIZE),
+    ),
+    _single_mask_outputs(
+        "float32",
+        "multimask_output=False mask logits at the original size (> 0 is the mask)",
+        "low-res logits of masks, clamped to +-32: the next click's mask_input",
+    )
+    + tuple(
+        TensorSpec(name, "int32", ("L",), f"mask bounding box {side}, inclusive pixels (0 for an empty mask)", role)
+        for name, side, role in zip(("xtl", "ytl", "xbr", "ybr"), ("left x", "top y", "right x", "bottom y"), BOX_ROLES)
+    ),
+    coords="longest_side",
+    masks="original_logits",
+    multimask=False,
+)
+
+ONNXRUNTIME = Profile(
+    "onnxruntime",
+    "onnxruntime's SAM 2 tool (onnxruntime/python/tools/transformers/models/sam2), multimask_output=False",
+    ENCODER_INPUTS,
+    tuple(
+        TensorSpec(name, s.dtype, s.shape, s.meaning, s.name)
+        for name, s in zip(("image_features_0", "image_features_1", "image_embeddings"), ENCODER_OUTPUTS)
+    ),
+    (
+        TensorSpec("image_features_0", "float32", (1, 32, 256, 256), "from encoder", "high_res_feats_0"),
+        TensorSpec("image_features_1", "float32", (1, 64, 128, 128), "from encoder", "high_res_feats_1"),
+        TensorSpec("image_embeddings", "float32", (1, 256, 64, 64), "from encoder", "image_embed"),
+        DECODER_INPUTS[3],
+        TensorSpec("point_labels", "int32", ("L", "N"), DECODER_INPUTS[4].meaning, "point_labels"),
+        TensorSpec(
+            "input_masks",
+            "float32",
+            ("L", 1, LOW_RES_SIZE, LOW_RES_SIZE),
+            "previous low_res_masks, or zeros",
+            "mask_input",
+        ),
+        TensorSpec("has_input_masks", "float32", ("L",), "1 if input_masks is used, else 0", "has_mask_input"),
+        TensorSpec("original_image_size", "int32", (2,), "original image height, width", ORIG_SIZE),
+    ),
+    _single_mask_outputs(
+        "bool",
+        "multimask_output=False masks at the original size (logits > 0)",
+        "low-res logits of masks, clamped to +-32",
+    ),
+    masks="original_bool",
+    multimask=False,
+)
+
+PROFILES = {p.name: p for p in (SAMEXPORTER, CVAT, ONNXRUNTIME)}
+DEFAULT_PROFILE = SAMEXPORTER.name
+
+
+def profile(name: str | None) -> Profile:
+    """The profile called ``name`` (None: the default); an unknown name raises InputError."""
+    name = DEFAULT_PROFILE if name is None else name
+    if name not in PROFILES:
+        raise InputError(f"unknown I/O profile {name!r}; known: {', '.join(PROFILES)}")
+    return PROFILES[name]
 
 
 def names(specs: tuple[TensorSpec, ...]) -> list[str]:

@@ -31,10 +31,7 @@ MANIFEST_FILE = "manifest.json"
 SCHEMA = "sam2-onnx/manifest"
 SCHEMA_VERSION = 1
 
-GRAPHS = {  # graph role -> (fp32 file, inputs, outputs)
-    "encoder": (C.ENCODER_FILE, C.ENCODER_INPUTS, C.ENCODER_OUTPUTS),
-    "decoder": (C.DECODER_FILE, C.DECODER_INPUTS, C.DECODER_OUTPUTS),
-}
+GRAPHS = C.SAMEXPORTER.graphs()  # graph role -> (fp32 file, inputs, outputs) of the default profile
 
 
 def package_versions(*dists: str) -> dict[str, str]:
@@ -52,12 +49,20 @@ def _specs(specs: tuple[C.TensorSpec, ...]) -> list[dict]:
     return [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape), "meaning": s.meaning} for s in specs]
 
 
-def io_spec() -> dict:
-    """The contract as JSON: per graph its file and inputs/outputs with symbolic dims as strings."""
+def io_spec(profile: C.Profile = C.SAMEXPORTER) -> dict:
+    """A profile's contract as JSON: per graph its file and inputs/outputs, symbolic dims as strings."""
     return {
         role: {"file": file, "inputs": _specs(ins), "outputs": _specs(outs)}
-        for role, (file, ins, outs) in GRAPHS.items()
+        for role, (file, ins, outs) in profile.graphs().items()
     }
+
+
+def manifest_profile(manifest: dict) -> C.Profile:
+    """The I/O profile a folder was exported with (manifests without the key: the default)."""
+    name = (manifest.get("profile") or {}).get("name", C.DEFAULT_PROFILE)
+    if name not in C.PROFILES:
+        raise ManifestError(f"manifest names I/O profile {name!r}, unknown to this sam2-onnx ({', '.join(C.PROFILES)})")
+    return C.PROFILES[name]
 
 
 def preprocessing() -> dict:

@@ -16,18 +16,17 @@ import onnx
 from ..checks.equivalence import Feeds, Outputs, Tolerance, compare, run_graph
 from ..core import contract as C
 from ..core.errors import ExportError, one_line
-from ..core.manifest import GRAPHS
 
 # Simplified vs traced graph, same inputs, same runtime: the only differences come from
 # onnxsim's constant folding and op fusion, so the bounds are as tight as the export tests'.
 SIMPLIFY_TOLERANCE = {"encoder": Tolerance(rel_l2=1e-5), "decoder": Tolerance(max_abs=1e-4)}
 
 
-def trace(module, args: tuple, path: Path, role: str, opset: int) -> None:
-    """torch.onnx.export with the contract's names and dynamic axes (TorchScript tracer)."""
+def trace(module, args: tuple, path: Path, role: str, opset: int, profile: C.Profile = C.SAMEXPORTER) -> None:
+    """torch.onnx.export with the profile's names and dynamic axes (TorchScript tracer)."""
     import torch
 
-    _, inputs, outputs = GRAPHS[role]
+    _, inputs, outputs = profile.graphs()[role]
     with warnings.catch_warnings():
         # The TorchScript exporter's deprecation notice and its tracer warnings (shape
         # arithmetic turned into constants) are expected; the exported graphs are verified
@@ -119,14 +118,14 @@ def simplify_verified(path: Path, role: str, feeds: list[Feeds], reference: list
     return record
 
 
-def stamp(src: Path, dst: Path, role: str, props: dict[str, str]) -> None:
-    """Check ``src``'s I/O against the contract, write provenance into metadata_props as ``dst``."""
-    file, inputs, outputs = GRAPHS[role]
+def stamp(src: Path, dst: Path, role: str, props: dict[str, str], profile: C.Profile = C.SAMEXPORTER) -> None:
+    """Check ``src``'s I/O against the profile, write provenance into metadata_props as ``dst``."""
+    file, inputs, outputs = profile.graphs()[role]
     model = onnx.load(str(src))
     got_in, got_out = io_of(model.graph)
     problems = C.mismatches(inputs, got_in) + C.mismatches(outputs, got_out)
     if problems:
-        raise ExportError(f"{file} breaks the I/O contract: " + "; ".join(problems[:3]))
+        raise ExportError(f"{file} breaks the {profile.name} I/O contract: " + "; ".join(problems[:3]))
     del model.metadata_props[:]
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)

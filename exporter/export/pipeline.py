@@ -1,6 +1,7 @@
 """Export one SAM 2 variant: load -> trace -> check -> simplify (verified) -> stamp -> publish.
 
-``export_variant`` writes ``<out>/<variant name>/`` with ``encoder.onnx``, ``decoder.onnx``, the
+``export_variant`` writes ``<out>/<variant name>/`` (``<variant name>-<profile>/`` for another
+consumer's I/O profile) with ``encoder.onnx``, ``decoder.onnx``, the
 FP16/INT8 graphs asked for (``encoder.fp16.onnx`` ..., see precision/) and ``manifest.json``,
 built in a staging folder and renamed into place at the end (core/staging.py).
 
@@ -93,6 +94,7 @@ def export_variant(
     force: bool = False,
     precisions: list[str] = ("fp32",),
     calibration_images: Path | None = None,
+    profile: str | None = None,
     stream: TextIO | None = sys.stderr,
 ) -> ExportResult:
     """Export ``variant`` with the weights of ``checkpoint`` or random weights from ``seed``.
@@ -100,6 +102,8 @@ def export_variant(
     ``precisions``: "fp32" plus any of "fp16", "int8" (see exporter/precision); static INT8
     calibrates on ``calibration_images`` (a folder) or the bundled photos. ``fast``: trace with
     the faster export forms of wrappers/fast_forms.py (same math); False traces sam2 as written.
+    ``profile``: whose I/O contract the graphs follow (``core/contract.py`` PROFILES; None: the
+    default samexporter one, whose files are the same bytes as without the option).
 
     Returns the final folder, its manifest and the seconds per step. Raises ExportError
     (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
@@ -109,21 +113,28 @@ def export_variant(
         raise ExportError("give exactly one of a checkpoint or random weights with a seed")
     opset = check_opset(variant.opset if opset is None else opset)
     precisions = parse_precisions(",".join(precisions))
+    io = C.profile(profile)
+    if io.name != C.DEFAULT_PROFILE and precisions != ["fp32"]:
+        raise InputError(
+            f"--profile {io.name} exports fp32 graphs only; FP16 / INT8 files follow the {C.DEFAULT_PROFILE} profile"
+        )
     check_settings(variant, precisions)
     if calibration_images is not None and not Path(calibration_images).is_dir():
         raise InputError(f"--calibration-images {calibration_images}: not a directory")
-    out, final = Path(out), Path(out) / variant.name
+    folder_name = variant.name if io.name == C.DEFAULT_PROFILE else f"{variant.name}-{io.name}"
+    out, final = Path(out), Path(out) / folder_name
     refuse_overwrite(final, force)  # before minutes of work; publish checks again
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise CheckpointError(f"{checkpoint}: no such file")
     weights_text = f"checkpoint {Path(checkpoint).name}" if checkpoint else f"random weights, seed {seed}"
     if stream is not None:
-        stream.write(f"export {variant.name} ({weights_text}, opset {opset}) -> {final}\n")
+        profile_text = "" if io.name == C.DEFAULT_PROFILE else f", {io.name} I/O profile"
+        stream.write(f"export {variant.name} ({weights_text}, opset {opset}{profile_text}) -> {final}\n")
     progress = _Progress((9 if simplify else 7) + precision_steps(precisions, variant), stream)
-    staging = staging_dir(out, variant.name)
+    staging = staging_dir(out, folder_name)
     try:
         _export_into(
-            staging, variant, checkpoint, seed, opset, simplify, fast, precisions, calibration_images, progress
+            staging, variant, checkpoint, seed, opset, simplify, fast, precisions, calibration_images, io, progress
         )
         with progress.step("publish") as s:
             publish(staging, final, force)
@@ -135,12 +146,22 @@ def export_variant(
 
 
 def _export_into(
-    staging: Path, variant: Variant, checkpoint, seed, opset, simplify, fast, precisions, calibration_images, progress
+    staging: Path,
+    variant: Variant,
+    checkpoint,
+    seed,
+    opset,
+    simplify,
+    fast,
+    precisions,
+    calibration_images,
+    io: C.Profile,
+    progress,
 ) -> None:
     import torch
 
     from ..checkpoints.loading import load_checkpoint, random_model
-    from ..wrappers import ImageEncoder, PromptDecoder
+    from ..wrappers import ImageEncoder, ProfileDecoder, PromptDecoder
     from ..wrappers.fast_forms import FORM_NAMES, fast_forms
 
     raw = {role: staging / f"{role}.traced.onnx" for role in M.GRAPHS}
@@ -156,6 +177,7 @@ def _export_into(
                 raw["encoder"],
                 "encoder",
                 opset,
+                io,
             )
             # L=2, N=3 so that no dynamic dim is traced as a constant 1
             args = (
@@ -167,9 +189,13 @@ def _export_into(
                 torch.zeros(2, 1, 256, 256),
                 torch.tensor([0.0, 1.0]),
             )
-            G.trace(PromptDecoder(model).eval(), args, raw["decoder"], "decoder", opset)
+            if io.name == C.DEFAULT_PROFILE:
+                decoder = PromptDecoder(model)
+            else:
+                decoder, args = ProfileDecoder(model, io), _profile_args(io, args)
+            G.trace(decoder.eval(), args, raw["decoder"], "decoder", opset, io)
         s["detail"] = f"{swapped} modules in fast export form" if fast else "plain sam2 modules (--plain-graphs)"
-        del model, args  # after the forms are undone: they hold the model's modules until then
+        del model, args, decoder  # after the forms are undone: they hold the model's modules until then
         gc.collect()
     with progress.step("check graphs") as s:
         for path in raw.values():
@@ -178,7 +204,7 @@ def _export_into(
     simplification = {role: {"status": "skipped", "detail": "--no-simplify"} for role in M.GRAPHS}
     if simplify:
         with progress.step("reference run (onnxruntime)") as s:
-            runs = reference_runs(raw["encoder"], raw["decoder"])
+            runs = reference_runs(raw["encoder"], raw["decoder"], io)
             s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, 5 prompts"
         for role in M.GRAPHS:
             with progress.step(f"simplify {role}") as s:
@@ -192,7 +218,9 @@ def _export_into(
         files = {}
         for role, (file, _, _) in M.GRAPHS.items():
             applied = simplification[role]["status"] == "applied"
-            G.stamp(raw[role], staging / file, role, _provenance(variant, role, weights, opset, applied, "fp32"))
+            G.stamp(
+                raw[role], staging / file, role, _provenance(variant, role, weights, opset, applied, "fp32", io), io
+            )
             files[file] = M.file_entry(staging / file, role, "fp32")
         s["detail"] = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
     derived = build_precisions(staging, variant, precisions, calibration_images, progress.step)
@@ -215,9 +243,22 @@ def _export_into(
                 files,
                 simplification,
                 derived,
+                io,
             ),
         )
         s["detail"] = f"{len(files)} graphs: " + ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
+
+
+def _profile_args(io: C.Profile, args: tuple) -> tuple:
+    """The default decoder's trace inputs as ``io``'s: its order and dtypes, coordinates in its
+    frame, and a non-square original size (so that no size is traced as a constant)."""
+    import torch
+
+    h, w = 300, 451
+    by_role = dict(zip(C.names(C.DECODER_INPUTS), args)) | {C.ORIG_SIZE: torch.tensor([h, w], dtype=torch.int32)}
+    if io.coords == "longest_side":
+        by_role["point_coords"] = by_role["point_coords"] * torch.tensor([w, h]) / max(h, w)
+    return tuple(by_role[s.what].to(getattr(torch, s.dtype)) for s in io.decoder_inputs)
 
 
 def _weights_record(source) -> dict:
@@ -243,7 +284,13 @@ def _weights_record(source) -> dict:
 
 
 def _provenance(
-    variant: Variant, role: str, weights: dict, opset: int, simplified: bool, precision: str
+    variant: Variant,
+    role: str,
+    weights: dict,
+    opset: int,
+    simplified: bool,
+    precision: str,
+    io: C.Profile = C.SAMEXPORTER,
 ) -> dict[str, str]:
     """metadata_props of each ONNX file: enough to trace it back without the manifest."""
     props = {
@@ -260,7 +307,9 @@ def _provenance(
         props["sam2_onnx.seed"] = str(M.random_seed(weights))
     else:
         props["sam2_onnx.checkpoint_sha256"] = weights["checkpoint_sha256"]
-    props["sam2_onnx.io"] = json.dumps(M.io_spec()[role], separators=(",", ":"))
+    if io.name != C.DEFAULT_PROFILE:  # absent for the default, whose files keep their bytes
+        props["sam2_onnx.profile"] = io.name
+    props["sam2_onnx.io"] = json.dumps(M.io_spec(io)[role], separators=(",", ":"))
     return props
 
 
@@ -274,6 +323,7 @@ def _manifest(
     files: dict,
     simplification: dict,
     derived: dict,
+    io: C.Profile,
 ) -> dict:
     return {
         "schema": M.SCHEMA,
@@ -291,7 +341,8 @@ def _manifest(
         "exporter": EXPORTER,
         "weights": weights,
         "files": files,
-        "io": M.io_spec(),
+        "profile": io.describe(),
+        "io": M.io_spec(io),
         "preprocessing": M.preprocessing(),
         "single_mask": M.single_mask(),
         "options": {
@@ -300,7 +351,7 @@ def _manifest(
             "precisions": precisions,
             "fast_forms": forms,  # wrappers/fast_forms.py: export-time forms traced
             "quantization": quantization_settings(variant, precisions),  # current.py: other settings, stale
-            "dynamic_axes": {role: C.dynamic_axes(ins, outs) for role, (_, ins, outs) in M.GRAPHS.items()},
+            "dynamic_axes": {role: C.dynamic_axes(ins, outs) for role, (_, ins, outs) in io.graphs().items()},
         },
         "checks": {
             "onnx_checker": "full_check",

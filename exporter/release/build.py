@@ -30,11 +30,13 @@ import numpy as np
 
 from ..bench.benchmark import BENCH_JSON, BENCH_PNG, current_bench
 from ..checks.equivalence import iou
+from ..core import contract as C
 from ..core.digests import SUMS_FILE, sha256_file, verify_release, write_sums
 from ..core.errors import InputError, IntegrityError, ReleaseRefused, Sam2OnnxError, SetupError, refuse_overwrite
 from ..core.manifest import (
     GRAPHS,
     MANIFEST_FILE,
+    manifest_profile,
     package_versions,
     random_seed,
     read_manifest,
@@ -197,7 +199,6 @@ def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> di
     "basic" and "all" on the same .onnx file), which the parity gates judge, not this check.
     """
     from ..checks.sample_inputs import decoder_feed
-    from ..core import contract as C
 
     image = sample_image()
     results = {}
@@ -268,6 +269,12 @@ def build_release(
         raise InputError("--out must be a new folder, not the model folder itself")
     refuse_overwrite(out, force)
     say("checking files, weights and parity reports")
+    profile = manifest_profile(read_manifest(model_dir))
+    if profile.name != C.DEFAULT_PROFILE:  # the .ort check, browser check and card read the default contract
+        raise InputError(
+            f"{model_dir}: exported with the {profile.name} I/O profile; `release` packages "
+            f"{C.DEFAULT_PROFILE} folders (the {profile.name} files are used as exported)"
+        )
     manifest, parity, proofs = check_releasable(model_dir, allow_random_weights)
     if browser_eps:  # before minutes of work: is there a browser to check the files in?
         from ..web.graph_check import require_browser

@@ -21,6 +21,7 @@ import numpy as np
 from ..core import contract as C
 from ..core.errors import InputError, NotReadyError
 from .inputs import as_rgb, prepare_prompts
+from .profiles import by_role, decoder_feeds
 from .sessions import load_sessions
 from .transforms import preprocess, upsample_masks
 
@@ -82,6 +83,11 @@ class SAM2OnnxPredictor:
         """The model folder's manifest.json (variant, weights, files, precisions, checks)."""
         return self.sessions.manifest
 
+    @property
+    def profile(self) -> C.Profile:
+        """The folder's I/O profile (``core/contract.py``): which consumer's graphs these are."""
+        return self.sessions.profile
+
     # --- stateless --------------------------------------------------------------------------
 
     def embed(self, image: ImageLike) -> Embedding:
@@ -129,7 +135,8 @@ class SAM2OnnxPredictor:
             ``{"high_res_feats_0": [B, 32, 256, 256], "high_res_feats_1": [B, 64, 128, 128],
             "image_embed": [B, 256, 64, 64]}``.
         """
-        return dict(zip(C.names(C.ENCODER_OUTPUTS), self.sessions.encoder.run(None, {C.ENCODER_INPUTS[0].name: x})))
+        p = self.profile
+        return by_role(p.encoder_outputs, self.sessions.encoder.run(None, {p.encoder_inputs[0].name: x}))
 
     def decode(
         self,
@@ -159,8 +166,21 @@ class SAM2OnnxPredictor:
             ``(masks, scores, low_res_logits)``: [C, H, W], [C], [C, 256, 256] for one prompt,
             [B, C, H, W], [B, C], [B, C, 256, 256] for B prompts (C = 3, or 1 without
             multimask). Masks are float32 0/1 (or logits), low-res logits clamped to +-32, as
-            the official ones.
+            the official ones. A profile whose graph thresholds its masks (onnxruntime) has no
+            logits to return; one without multimask (cvat, onnxruntime) serves
+            ``multimask_output=False`` only: both raise InputError otherwise.
         """
+        if self.profile.masks != "low_res_logits":
+            return self._decode_in_graph(
+                embedding,
+                point_coords,
+                point_labels,
+                box,
+                mask_input,
+                multimask_output,
+                return_logits,
+                normalize_coords,
+            )
         low_res, scores = self.decode_logits(
             embedding, point_coords, point_labels, box, mask_input, multimask_output, normalize_coords
         )
@@ -193,14 +213,45 @@ class SAM2OnnxPredictor:
             ``(low_res_logits, scores)``: unclamped [L, C, 256, 256] float32 and [L, C] for L
             prompts (C = 3, or 1 without multimask).
         """
-        prompts = prepare_prompts(point_coords, point_labels, box, mask_input, embedding.orig_hw, normalize_coords)
-        out = dict(
-            zip(C.names(C.DECODER_OUTPUTS), self.sessions.decoder.run(None, embedding.feeds() | prompts.feeds()))
-        )
+        if self.profile.masks != "low_res_logits":
+            raise InputError(
+                f"the {self.profile.name} profile's decoder returns masks at the original size and clamped "
+                "low-res logits; unclamped low-res logits (the automatic mask generator's) need a "
+                f"folder exported with --profile {C.DEFAULT_PROFILE}"
+            )
+        out = self._run_decoder(embedding, point_coords, point_labels, box, mask_input, normalize_coords)
         if multimask_output:
             return out["masks"], out["iou_predictions"]
         # SAM 2's stability-based single mask, chosen in the graph
         return out["single_masks"], out["single_iou_predictions"]
+
+    def _run_decoder(self, embedding, point_coords, point_labels, box, mask_input, normalize_coords) -> dict:
+        """The decoder graph on the prompts, in the folder's profile; outputs keyed by role."""
+        prompts = prepare_prompts(point_coords, point_labels, box, mask_input, embedding.orig_hw, normalize_coords)
+        feeds = decoder_feeds(self.profile, embedding.feeds() | prompts.feeds(), embedding.orig_hw)
+        return by_role(self.profile.decoder_outputs, self.sessions.decoder.run(None, feeds))
+
+    def _decode_in_graph(
+        self, embedding, point_coords, point_labels, box, mask_input, multimask_output, return_logits, normalize_coords
+    ) -> Prediction:
+        """:meth:`decode` for profiles whose graph upsamples (and maybe thresholds) the masks."""
+        p = self.profile
+        if multimask_output and not p.multimask:
+            raise InputError(
+                f"the {p.name} profile's decoder returns one mask per prompt (SAM 2's multimask_output=False); "
+                f"pass multimask_output=False, or export with --profile {C.DEFAULT_PROFILE} for three"
+            )
+        if return_logits and p.masks == "original_bool":
+            raise InputError(f"the {p.name} profile's decoder thresholds its masks in the graph: no logits to return")
+        out = self._run_decoder(embedding, point_coords, point_labels, box, mask_input, normalize_coords)
+        masks, scores, low_res = out[C.MASKS_AT_ORIGINAL], out["single_iou_predictions"], out[C.LOW_RES_CLAMPED]
+        if p.masks == "original_bool":
+            masks = masks.astype(np.float32)
+        elif not return_logits:
+            masks = (masks > self.mask_threshold).astype(np.float32)
+        if len(low_res) == 1:  # the official predictor squeezes a batch of one
+            masks, scores, low_res = masks[0], scores[0], low_res[0]
+        return masks, scores, low_res
 
     # --- stateful, as SAM2ImagePredictor ----------------------------------------------------
 

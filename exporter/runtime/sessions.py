@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from ..core import contract as C
 from ..core.errors import InputError, ManifestError, one_line
-from ..core.manifest import GRAPHS, read_manifest, verify_files
+from ..core.manifest import GRAPHS, manifest_profile, read_manifest, verify_files
 
 PRECISIONS = ("fp32", "fp16", "int8")
 OPTIMIZATION = {
@@ -43,6 +43,7 @@ class Sessions:
     manifest: dict
     precision: str
     files: dict[str, str]  # role -> file name
+    profile: C.Profile = C.SAMEXPORTER  # the folder's I/O contract
 
 
 def graph_file(role: str, precision: str, manifest: dict | None = None) -> str:
@@ -107,6 +108,7 @@ def load_sessions(
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
+    profile = manifest_profile(manifest)
     files = {role: graph_file(role, precision, manifest) for role in GRAPHS}
     absent = [f for f in files.values() if f not in manifest["files"]]
     if absent:
@@ -126,10 +128,12 @@ def load_sessions(
             raise ManifestError(
                 f"{model_dir / file}: onnxruntime cannot load it: {one_line(exc, 300, with_type=False)}"
             ) from None
-        _, inputs, outputs = GRAPHS[role]
+        _, inputs, outputs = profile.graphs()[role]
         problems = C.mismatches(inputs, _io(sessions[role].get_inputs())) + C.mismatches(
             outputs, _io(sessions[role].get_outputs())
         )
         if problems:
-            raise ManifestError(f"{model_dir / file} does not follow the I/O contract: " + "; ".join(problems[:3]))
-    return Sessions(sessions["encoder"], sessions["decoder"], manifest, precision, files)
+            raise ManifestError(
+                f"{model_dir / file} does not follow the {profile.name} I/O contract: " + "; ".join(problems[:3])
+            )
+    return Sessions(sessions["encoder"], sessions["decoder"], manifest, precision, files, profile)

@@ -28,7 +28,7 @@ from pathlib import Path
 from ..core import contract as C
 from ..core.digests import SUMS_FILE, verify_release
 from ..core.errors import InputError, ManifestError, SetupError
-from ..core.manifest import GRAPHS, MANIFEST_FILE, io_spec, read_manifest, verify_files
+from ..core.manifest import GRAPHS, MANIFEST_FILE, io_spec, manifest_profile, read_manifest, verify_files
 from ..runtime.sessions import PRECISIONS, graph_file
 
 HERE = Path(__file__).resolve().parent
@@ -195,6 +195,11 @@ def make_server(
         raise InputError(f"format must be one of {', '.join(FORMATS)}, not {graph_format!r}")
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
+    profile = manifest_profile(manifest)
+    if profile.name != C.DEFAULT_PROFILE:  # the page feeds and reads the default contract
+        raise InputError(
+            f"{model_dir}: exported with the {profile.name} I/O profile; the page serves {C.DEFAULT_PROFILE} folders"
+        )
     if not _has_precision(manifest, precision):
         have = [p for p in PRECISIONS if _has_precision(manifest, p)]
         raise ManifestError(f"{model_dir}: no {precision} graphs (this folder has {', '.join(have) or 'none'})")

@@ -2,5 +2,6 @@
 
 from .decoder import PromptDecoder
 from .encoder import ImageEncoder
+from .profiles import ProfileDecoder
 
-__all__ = ["ImageEncoder", "PromptDecoder"]
+__all__ = ["ImageEncoder", "ProfileDecoder", "PromptDecoder"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .core.contract import DEFAULT_PROFILE, PROFILES
+from .core.contract import DEFAULT_PROFILE, PROFILES, parse_static_shapes
 from .core.errors import CheckpointError, Sam2OnnxError, one_line, refuse_overwrite
 
 UNEXPECTED_EXIT = 70  # EX_SOFTWARE: an error no Sam2OnnxError describes (exits 1-6 are the ones users can fix)
@@ -240,6 +240,13 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     help="Whose I/O contract the graphs follow (docs/io-contract.md); other than the default, "
     "writes OUT/<variant>-<profile>/, fp32 only.",
 )
+@click.option(
+    "--static-shapes",
+    metavar="L,N",
+    help="Fix every dim for ONNX Runtime Mobile (NNAPI / CoreML / XNNPACK): L prompts of N points "
+    "per decoder call, one image per encoder call; writes OUT/<variant>-static-LxN/, fp32 only "
+    "(docs/mobile.md).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def export(
     variant: str,
@@ -253,6 +260,7 @@ def export(
     precision: str,
     calibration_images: Path | None,
     profile: str,
+    static_shapes: str | None,
     force: bool,
 ) -> None:
     """Export VARIANT's encoder and decoder graphs, checked, simplified and verified.
@@ -280,6 +288,7 @@ def export(
         precisions=precision.split(","),
         calibration_images=calibration_images,
         profile=profile,
+        static_shapes=None if static_shapes is None else parse_static_shapes(static_shapes),
     )
     click.echo(f"{result.folder}: exported in {sum(result.seconds.values()):.1f} s")
     for name, entry in result.manifest["files"].items():

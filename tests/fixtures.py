@@ -91,6 +91,43 @@ def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     return proc
 
 
+def ort_file_ops(paths) -> set[tuple[str, int, str]]:
+    """``{(domain, opset the op's schema dates from, op type)}`` of every node in the ORT-format
+    files ``paths``, subgraphs included, read from the flatbuffers themselves (not through
+    onnxruntime's config tooling)."""
+    from onnxruntime.tools.ort_format_model.ort_flatbuffers_py import fbs
+
+    found = set()
+    for path in paths:
+        model = fbs.InferenceSession.InferenceSession.GetRootAsInferenceSession(
+            bytearray(Path(path).read_bytes()), 0
+        ).Model()
+
+        def walk(graph):
+            for i in range(graph.NodesLength()):
+                node = graph.Nodes(i)
+                domain = (node.Domain() or b"").decode() or "ai.onnx"
+                found.add((domain, node.SinceVersion(), node.OpType().decode()))
+                for j in range(node.AttributesLength()):
+                    attribute = node.Attributes(j)
+                    for sub in [attribute.G()] + [attribute.Graphs(k) for k in range(attribute.GraphsLength())]:
+                        if sub is not None:
+                            walk(sub)
+
+        walk(model.Graph())
+    return found
+
+
+def config_ops(path) -> set[tuple[str, int, str]]:
+    """``{(domain, opset, op type)}`` a ``required_operators.config`` declares (lines DOMAIN;OPSET;OP,OP...)."""
+    declared = set()
+    for line in Path(path).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            domain, opset, ops = line.split(";")
+            declared |= {(domain, int(opset), op) for op in ops.split(",")}
+    return declared
+
+
 def variant_params(names) -> list:
     """``names`` as pytest parameters, the release plan's marked ``release_plan`` (CI leaves
     them out; ``scripts/test.sh --release-plan`` runs them)."""

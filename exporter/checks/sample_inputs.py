@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import contract as C
-from ..runtime.profiles import by_role, decoder_feeds
+from ..runtime.profiles import by_role, decoder_feeds, static_calls
 from .equivalence import Feeds, Outputs, cpu_session, run_graph
 
 SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "data" / "chelsea.jpg"
@@ -74,7 +74,7 @@ def reference_runs(
     encoder: Path, decoder: Path, profile: C.Profile = C.SAMEXPORTER
 ) -> dict[str, tuple[list[Feeds], list[Outputs]]]:
     """``{role: (feeds, outputs)}`` of the two graph files on the sample photo and prompts, fed
-    and named as ``profile`` declares them."""
+    and named as ``profile`` declares them (in calls of its static shapes, if it has them)."""
     from PIL import Image
 
     with Image.open(SAMPLE_PHOTO) as im:
@@ -84,11 +84,13 @@ def reference_runs(
     features = by_role(profile.encoder_outputs, list(enc_outs[0].values()))
     dec = cpu_session(decoder)
     names = [o.name for o in dec.get_outputs()]
-    first = decoder_feeds(profile, decoder_feed(features), orig_hw)
-    first_out = dict(zip(names, dec.run(None, first)))
-    low_res = by_role(profile.decoder_outputs, list(first_out.values()))
-    second = decoder_feeds(
-        profile, decoder_feed(features, low_res.get("masks", low_res.get(C.LOW_RES_CLAMPED))), orig_hw
-    )
-    second_out = dict(zip(names, dec.run(None, second)))
-    return {"encoder": (enc_feeds, enc_outs), "decoder": ([first, second], [first_out, second_out])}
+
+    def run(feed: Feeds) -> tuple[list[Feeds], list[Outputs]]:  # static shapes: several calls
+        calls = [decoder_feeds(profile, f, orig_hw) for f in static_calls(profile, feed, truncate=True)]
+        return calls, [dict(zip(names, dec.run(None, c))) for c in calls]
+
+    first, first_out = run(decoder_feed(features))
+    low_res = by_role(profile.decoder_outputs, list(first_out[0].values()))
+    first_masks = low_res.get("masks", low_res.get(C.LOW_RES_CLAMPED))[:1]
+    second, second_out = run(decoder_feed(features, first_masks))
+    return {"encoder": (enc_feeds, enc_outs), "decoder": (first + second, first_out + second_out)}

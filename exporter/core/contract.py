@@ -12,7 +12,7 @@ prompt (boxes are two corner points, labels 2 and 3; shorter prompts are padded 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import InputError
 
@@ -25,6 +25,8 @@ PIXEL_MEAN = (0.485, 0.456, 0.406)  # SAM2Transforms: RGB /255, then ImageNet me
 PIXEL_STD = (0.229, 0.224, 0.225)
 MASK_THRESHOLD = 0.0  # logits > threshold -> foreground
 LOW_RES_CLAMP = 32.0  # returned low-res logits are clamped to +-this (not in graph)
+
+MAX_STATIC = 64  # largest L or N of a static-shape export
 
 LABEL_PAD, LABEL_BG, LABEL_FG, LABEL_BOX_TL, LABEL_BOX_BR = -1, 0, 1, 2, 3
 
@@ -120,6 +122,7 @@ class Profile:
     coords: str = "square"
     masks: str = "low_res_logits"
     multimask: bool = True
+    static: tuple[int, int] | None = None  # (L, N) of a fixed-shape export (with_static_shapes)
 
     def graphs(self) -> dict[str, tuple[str, tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
         """``{role: (fp32 file, inputs, outputs)}`` for the encoder and decoder."""
@@ -135,13 +138,54 @@ class Profile:
 
     def describe(self) -> dict:
         """What the manifest records about the profile besides its tensors."""
-        return {
+        record = {
             "name": self.name,
             "consumer": self.consumer,
             "coords": self.coords,
             "masks": self.masks,
             "multimask": self.multimask,
         }
+        if self.static:  # absent for dynamic folders, whose manifests keep their keys
+            record["static_shapes"] = {"prompts": self.static[0], "points": self.static[1]}
+        return record
+
+    def with_static_shapes(self, prompts: int, points: int) -> Profile:
+        """This profile with every symbolic dim fixed: ``B`` = 1, ``L`` = ``prompts``, ``N`` =
+        ``points``, for the mobile execution providers that need static shapes (NNAPI, CoreML,
+        XNNPACK). Shorter prompts are padded with label -1 points, fewer prompts by repeating one
+        (runtime/profiles.py). InputError if a dim would stay symbolic (masks at the original size)."""
+        if prompts < 1 or points < 1 or max(prompts, points) > MAX_STATIC:
+            raise InputError(f"--static-shapes {prompts},{points}: prompts and points must be 1 to {MAX_STATIC}")
+        dims = {"B": 1, "L": prompts, "N": points}
+
+        def fix(specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+            return tuple(replace(s, shape=tuple(dims.get(d, d) for d in s.shape)) for s in specs)
+
+        fixed = replace(
+            self,
+            encoder_inputs=fix(self.encoder_inputs),
+            encoder_outputs=fix(self.encoder_outputs),
+            decoder_inputs=fix(self.decoder_inputs),
+            decoder_outputs=fix(self.decoder_outputs),
+            static=(prompts, points),
+        )
+        left = sorted(
+            {d for _, ins, outs in fixed.graphs().values() for s in ins + outs for d in s.shape if isinstance(d, str)}
+        )
+        if left:
+            raise InputError(
+                f"the {self.name} profile keeps dims {', '.join(left)} dynamic (masks at the original size): "
+                f"static shapes need a profile with fixed outputs, e.g. {SAMEXPORTER.name}"
+            )
+        return fixed
+
+    @property
+    def folder_suffix(self) -> str:
+        """What the export folder's name gets after the variant's: "" for the default profile."""
+        parts = ([] if self.name == DEFAULT_PROFILE else [self.name]) + (
+            [f"static-{self.static[0]}x{self.static[1]}"] if self.static else []
+        )
+        return "".join(f"-{p}" for p in parts)
 
 
 def _single_mask_outputs(masks_dtype: str, masks_meaning: str, low_res_meaning: str) -> tuple[TensorSpec, ...]:
@@ -234,6 +278,17 @@ def profile(name: str | None) -> Profile:
     if name not in PROFILES:
         raise InputError(f"unknown I/O profile {name!r}; known: {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+def parse_static_shapes(text: str) -> tuple[int, int]:
+    """``"L,N"`` (prompts per decoder call, points per prompt) -> (L, N); InputError otherwise."""
+    try:
+        prompts, points = (int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--static-shapes {text!r}: expected L,N (prompts per call, points per prompt), e.g. 1,3"
+        ) from None
+    return prompts, points
 
 
 def names(specs: tuple[TensorSpec, ...]) -> list[str]:

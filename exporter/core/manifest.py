@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import contract as C
 from .digests import sha256_file
-from .errors import IntegrityError, ManifestError
+from .errors import InputError, IntegrityError, ManifestError
 from .staging import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
@@ -58,11 +58,17 @@ def io_spec(profile: C.Profile = C.SAMEXPORTER) -> dict:
 
 
 def manifest_profile(manifest: dict) -> C.Profile:
-    """The I/O profile a folder was exported with (manifests without the key: the default)."""
-    name = (manifest.get("profile") or {}).get("name", C.DEFAULT_PROFILE)
+    """The I/O profile a folder was exported with (manifests without the key: the default),
+    with its fixed shapes if it was exported with ``--static-shapes``."""
+    record = manifest.get("profile") or {}
+    name = record.get("name", C.DEFAULT_PROFILE)
     if name not in C.PROFILES:
         raise ManifestError(f"manifest names I/O profile {name!r}, unknown to this sam2-onnx ({', '.join(C.PROFILES)})")
-    return C.PROFILES[name]
+    static = record.get("static_shapes")
+    try:
+        return C.PROFILES[name].with_static_shapes(static["prompts"], static["points"]) if static else C.PROFILES[name]
+    except (InputError, KeyError, TypeError) as exc:
+        raise ManifestError(f"manifest's static_shapes {static!r} are unusable: {exc}") from None
 
 
 def preprocessing() -> dict:

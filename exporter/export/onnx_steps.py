@@ -43,6 +43,20 @@ def trace(module, args: tuple, path: Path, role: str, opset: int, profile: C.Pro
             do_constant_folding=True,
             dynamo=False,
         )
+    if profile.static:
+        _fix_output_dims(path, outputs)
+
+
+def _fix_output_dims(path: Path, outputs) -> None:
+    """Write a static profile's output dims into the traced file: the tracer names every
+    reshaped output dim symbolically even when all inputs are fixed (checked by strict shape
+    inference in :func:`check`)."""
+    model = onnx.load(str(path))
+    for value, spec in zip(model.graph.output, outputs):
+        for dim, size in zip(value.type.tensor_type.shape.dim, spec.shape):
+            dim.Clear()
+            dim.dim_value = size
+    onnx.save(model, str(path))
 
 
 def check(path: Path) -> None:
@@ -78,8 +92,13 @@ def io_of(graph: onnx.GraphProto) -> tuple[list, list]:
     return describe(graph.input), describe(graph.output)
 
 
-def simplify_verified(path: Path, role: str, feeds: list[Feeds], reference: list[Outputs]) -> dict:
+def simplify_verified(
+    path: Path, role: str, feeds: list[Feeds], reference: list[Outputs], standard_ops_only: bool = False
+) -> dict:
     """onnxsim ``path`` in place, if the result checks and reproduces ``reference`` on ``feeds``.
+
+    ``standard_ops_only``: no fusion into onnxruntime's contrib ops (onnxsim fuses fixed-shape
+    attention into com.microsoft Attention, which NNAPI and CoreML cannot take).
 
     Returns the record kept in the manifest: status "applied" or "rejected", node counts,
     tolerance, the comparison, and why. A rejected simplification leaves ``path`` untouched.
@@ -97,7 +116,8 @@ def simplify_verified(path: Path, role: str, feeds: list[Feeds], reference: list
         "detail": "",
     }
     try:
-        simplified, _ = onnxsim.simplify(model, check_n=0)
+        skipped = ["fuse_attention"] if standard_ops_only else None
+        simplified, _ = onnxsim.simplify(model, check_n=0, skipped_optimizers=skipped)
         del model
         record["nodes_after"] = len(simplified.graph.node)
         onnx.save(simplified, str(candidate))

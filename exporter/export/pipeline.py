@@ -95,6 +95,7 @@ def export_variant(
     precisions: list[str] = ("fp32",),
     calibration_images: Path | None = None,
     profile: str | None = None,
+    static_shapes: tuple[int, int] | None = None,
     stream: TextIO | None = sys.stderr,
 ) -> ExportResult:
     """Export ``variant`` with the weights of ``checkpoint`` or random weights from ``seed``.
@@ -104,6 +105,8 @@ def export_variant(
     the faster export forms of wrappers/fast_forms.py (same math); False traces sam2 as written.
     ``profile``: whose I/O contract the graphs follow (``core/contract.py`` PROFILES; None: the
     default samexporter one, whose files are the same bytes as without the option).
+    ``static_shapes``: (L, N) to fix every dim (B = 1, L prompts, N points) for ONNX Runtime
+    Mobile's NNAPI / CoreML / XNNPACK; written to ``<variant>[-<profile>]-static-LxN/``.
 
     Returns the final folder, its manifest and the seconds per step. Raises ExportError
     (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
@@ -118,10 +121,14 @@ def export_variant(
         raise InputError(
             f"--profile {io.name} exports fp32 graphs only; FP16 / INT8 files follow the {C.DEFAULT_PROFILE} profile"
         )
+    if static_shapes is not None:
+        io = io.with_static_shapes(*static_shapes)
+        if precisions != ["fp32"]:
+            raise InputError("--static-shapes exports fp32 graphs only; FP16 / INT8 files have dynamic shapes")
     check_settings(variant, precisions)
     if calibration_images is not None and not Path(calibration_images).is_dir():
         raise InputError(f"--calibration-images {calibration_images}: not a directory")
-    folder_name = variant.name if io.name == C.DEFAULT_PROFILE else f"{variant.name}-{io.name}"
+    folder_name = variant.name + io.folder_suffix
     out, final = Path(out), Path(out) / folder_name
     refuse_overwrite(final, force)  # before minutes of work; publish checks again
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -129,6 +136,7 @@ def export_variant(
     weights_text = f"checkpoint {Path(checkpoint).name}" if checkpoint else f"random weights, seed {seed}"
     if stream is not None:
         profile_text = "" if io.name == C.DEFAULT_PROFILE else f", {io.name} I/O profile"
+        profile_text += f", static shapes L={io.static[0]} N={io.static[1]}" if io.static else ""
         stream.write(f"export {variant.name} ({weights_text}, opset {opset}{profile_text}) -> {final}\n")
     progress = _Progress((9 if simplify else 7) + precision_steps(precisions, variant), stream)
     staging = staging_dir(out, folder_name)
@@ -179,16 +187,7 @@ def _export_into(
                 opset,
                 io,
             )
-            # L=2, N=3 so that no dynamic dim is traced as a constant 1
-            args = (
-                torch.zeros(1, 256, 64, 64),
-                torch.zeros(1, 32, 256, 256),
-                torch.zeros(1, 64, 128, 128),
-                torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(0)) * C.IMAGE_SIZE,
-                torch.tensor([[1.0, 0.0, -1.0], [2.0, 3.0, 1.0]]),
-                torch.zeros(2, 1, 256, 256),
-                torch.tensor([0.0, 1.0]),
-            )
+            args = _decoder_args(io)
             if io.name == C.DEFAULT_PROFILE:
                 decoder = PromptDecoder(model)
             else:
@@ -208,7 +207,9 @@ def _export_into(
             s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, 5 prompts"
         for role in M.GRAPHS:
             with progress.step(f"simplify {role}") as s:
-                simplification[role] = rec = G.simplify_verified(raw[role], role, *runs[role])
+                simplification[role] = rec = G.simplify_verified(
+                    raw[role], role, *runs[role], standard_ops_only=bool(io.static)
+                )
                 s["detail"] = (
                     f"{rec['nodes_before']} -> {rec['nodes_after']} nodes, verified"
                     if rec["status"] == "applied"
@@ -247,6 +248,26 @@ def _export_into(
             ),
         )
         s["detail"] = f"{len(files)} graphs: " + ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
+
+
+def _decoder_args(io: C.Profile) -> tuple:
+    """The default decoder's trace inputs: L=2, N=3 so that no dynamic dim is traced as a
+    constant 1, or a static profile's L and N (every label kind, cycled)."""
+    import torch
+
+    prompts, points = io.static or (2, 3)
+    labels = [C.LABEL_FG, C.LABEL_BG, C.LABEL_PAD, C.LABEL_BOX_TL, C.LABEL_BOX_BR, C.LABEL_FG]
+    return (
+        torch.zeros(1, 256, 64, 64),
+        torch.zeros(1, 32, 256, 256),
+        torch.zeros(1, 64, 128, 128),
+        torch.rand(prompts, points, 2, generator=torch.Generator().manual_seed(0)) * C.IMAGE_SIZE,
+        torch.tensor([labels[i % len(labels)] for i in range(prompts * points)], dtype=torch.float32).reshape(
+            prompts, points
+        ),
+        torch.zeros(prompts, 1, 256, 256),
+        torch.arange(prompts, dtype=torch.float32) % 2,
+    )
 
 
 def _profile_args(io: C.Profile, args: tuple) -> tuple:

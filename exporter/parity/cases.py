@@ -86,6 +86,27 @@ KINDS = {
 }
 
 
+def padded(kwargs: dict, points: int) -> dict:
+    """``predict`` keyword arguments with each prompt's points padded to ``points`` (a box counts
+    two) with label -1 at (0, 0), after its own: what a static-shape decoder computes
+    (runtime/profiles.py static_calls), asked of the official predictor."""
+    box = None if kwargs.get("box") is None else np.asarray(kwargs["box"], float)
+    coords = kwargs.get("point_coords")
+    if coords is None:  # a box alone: [4] or [B, 4]
+        shape = box.shape[:-1]
+        coords, labels = np.zeros((*shape, 0, 2)), np.zeros((*shape, 0))
+    else:
+        coords, labels = np.asarray(coords, float), np.asarray(kwargs["point_labels"], float)
+    pad = points - coords.shape[-2] - (0 if box is None else 2)
+    if pad <= 0:
+        return kwargs
+    widths = [(0, 0)] * (coords.ndim - 2)
+    return kwargs | {
+        "point_coords": np.pad(coords, widths + [(0, pad), (0, 0)]),
+        "point_labels": np.pad(labels, widths + [(0, pad)], constant_values=-1).astype(np.int64),
+    }
+
+
 def _parse_names(text: str, known, what: str) -> list[str]:
     """``"all"`` -> every known name in order, ``"none"`` -> [], else the comma-separated names,
     each of which must be known (InputError names the first unknown ones and the choices)."""

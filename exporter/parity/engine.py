@@ -37,7 +37,7 @@ from .automask import GATE_KEYS as AUTOMASK_GATES
 from .automask import PHOTOS as AUTOMASK_PHOTOS
 from .automask import SETTINGS as AUTOMASK_SETTINGS
 from .automask import run_case as run_automask_case
-from .cases import KINDS, SAMPLES, load_images, sample_image
+from .cases import KINDS, SAMPLES, load_images, padded, sample_image
 from .metrics import check, decoder_metrics, encoder_metrics, max_abs
 
 
@@ -294,6 +294,8 @@ def _image_cases(
     profile = getattr(ours, "profile", None)
     single_only = profile is not None and not profile.multimask
     our_logits = profile is None or profile.masks != "original_bool"
+    # a static-shape decoder pads every prompt with label -1 points: the reference is asked the same
+    pad = (lambda kw: padded(kw, profile.static[1])) if profile is not None and profile.static else dict
     for kind in kinds:
         kwargs = KINDS[kind](h=image.shape[0], w=image.shape[1])
         if single_only:
@@ -302,9 +304,9 @@ def _image_cases(
         def reference_predict(kind=kind, kwargs=kwargs):
             with torch.inference_mode():
                 if kind == "refine":  # feed back the reference's best low-res logits of a click
-                    _, scores, low_res = ref.predict(**KINDS["point"](*image.shape[:2]))
+                    _, scores, low_res = ref.predict(**pad(KINDS["point"](*image.shape[:2])))
                     kwargs["mask_input"] = low_res[np.argmax(scores)][None]
-                return ref.predict(**kwargs, return_logits=True)
+                return ref.predict(**pad(kwargs), return_logits=True)
 
         t0 = time.perf_counter()
         ref_out, error = _attempt("the official predictor", reference_predict)

@@ -44,8 +44,10 @@ from ..core.manifest import (
     write_manifest,
 )
 from ..core.staging import publish, staging_dir, write_text_atomic
+from ..runtime.profiles import join_calls, static_calls
 from ..runtime.sessions import graph_file, session_options
 from .browser_check import BROWSER_EPS, check_in_browser, sample_image
+from .mobile_check import mobile_usability
 from .model_card import model_card
 
 OPS_CONFIG = "required_operators.config"
@@ -200,6 +202,7 @@ def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> di
     """
     from ..checks.sample_inputs import decoder_feed
 
+    profile = manifest_profile(manifest)
     image = sample_image()
     results = {}
     for precision in manifest.get("precisions") or {"fp32": {}}:
@@ -208,9 +211,13 @@ def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> di
             files = [folder / Path(graph_file(role, precision, manifest)).with_suffix(fmt) for role in GRAPHS]
             enc, dec = (_session(f, levels[f.with_suffix(".ort").name] if fmt == ".onnx" else "all") for f in files)
             feats = dict(zip(C.names(C.ENCODER_OUTPUTS), enc.run(None, {"image": image})))
-            first = dec.run(["masks", "iou_predictions"], decoder_feed(feats))
-            second = dec.run(["masks", "iou_predictions"], decoder_feed(feats, first[0]))
-            runs[fmt] = [first, second]
+
+            def run(feed, dec=dec):  # in calls of the folder's static shapes, if it has them
+                calls = static_calls(profile, feed, truncate=True)
+                return join_calls([dec.run(["masks", "iou_predictions"], c) for c in calls], len(feed["point_labels"]))
+
+            first = run(decoder_feed(feats))
+            runs[fmt] = [first, run(decoder_feed(feats, first[0][:1]))]
         ious, score_diff = [], 0.0
         for (m1, s1), (m2, s2) in zip(runs[".onnx"], runs[".ort"]):
             ious += [iou(a > 0, b > 0) for a, b in zip(m1.reshape(-1, *m1.shape[-2:]), m2.reshape(-1, *m2.shape[-2:]))]
@@ -275,6 +282,8 @@ def build_release(
             f"{model_dir}: exported with the {profile.name} I/O profile; `release` packages "
             f"{C.DEFAULT_PROFILE} folders (the {profile.name} files are used as exported)"
         )
+    if profile.static:  # for ONNX Runtime Mobile; a web page takes the dynamic folder's files
+        browser_eps = ()
     manifest, parity, proofs = check_releasable(model_dir, allow_random_weights)
     if browser_eps:  # before minutes of work: is there a browser to check the files in?
         from ..web.graph_check import require_browser
@@ -301,6 +310,11 @@ def build_release(
         levels = convert_to_ort([staging / f.name for f in onnx_files], staging)
         say("checking the .ort graphs against the .onnx ones")
         ort_check = check_ort_copies(staging, manifest, levels)
+        say("running onnxruntime's mobile usability checker on every graph")
+        mobile = {
+            "onnxruntime": package_versions("onnxruntime")["onnxruntime"],
+            "files": {f.name: mobile_usability(staging / f.name) for f in onnx_files},
+        }
         browser = None
         if browser_eps:
             say(f"checking every graph file in headless Chromium ({', '.join(browser_eps)})")
@@ -324,6 +338,7 @@ def build_release(
                 p: {k: r[k] for k in ("report", "cases", "images")} | {"verdict": "pass"} for p, r in parity.items()
             },
             "int8_kernel_proofs": proofs,
+            "mobile": mobile,
             "browser": browser,
             "bench": BENCH_JSON if bench else None,
         }

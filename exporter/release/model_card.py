@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from ..core.manifest import random_seed
+from ..core.manifest import manifest_profile, random_seed
+from .mobile_check import mobile_text
 
 LICENSE = "apache-2.0"  # SAM 2 / SAM 2.1 code and checkpoints are released under Apache 2.0
 TAGS = ["sam2", "segment-anything", "onnx", "onnxruntime", "image-segmentation", "sam2-onnx"]
@@ -131,9 +132,35 @@ def _webgpu_note(web: dict) -> str:
     )
 
 
-def _browser_text(release: dict) -> str:
+def _static_note(manifest: dict) -> str:
+    static = manifest_profile(manifest).static
+    if not static:
+        return ""
+    return (
+        f"\nEvery dim is fixed: the encoder takes one image, the decoder exactly {static[0]} prompt(s) of "
+        f"{static[1]} point(s). Pad shorter prompts with label -1 points at (0, 0) after their own, and fill "
+        "a call by repeating a prompt. The masks are the official model's for the padded prompt, which "
+        "differ from an unpadded prompt's: export N as the number of points the app sends.\n"
+    )
+
+
+def _mobile_text(manifest: dict, release: dict) -> str:
+    """ONNX Runtime Mobile's execution providers on each graph (releases made before the check: nothing)."""
+    if not release.get("mobile"):
+        return ""
+    return mobile_text(release["mobile"], bool(manifest_profile(manifest).static))
+
+
+def _browser_text(manifest: dict, release: dict) -> str:
     """Which graph files a browser page can run, on which onnxruntime-web execution provider."""
     web = release.get("browser")
+    if not web and manifest_profile(manifest).static:
+        return """## In the browser
+
+Not checked: these static-shape files are for ONNX Runtime Mobile. A web page takes the files of
+the same variant exported without `--static-shapes`, which accept any number of prompts and points.
+
+"""
     if not web:
         return """## In the browser
 
@@ -247,7 +274,7 @@ aspect ratio not kept) → subtract mean {pre["pixel_mean"]}, divide by std {pre
 coordinates are pixels scaled to the {pre["image_size"]} frame; a box is two points labelled 2 and 3; pad
 prompts with label -1. Masks are logits: upsample to the image size (bilinear) and threshold at
 {pre["mask_threshold"]}. `single_masks` serves `multimask_output=False`: {manifest["single_mask"]["rule"]}.
-
+{_static_note(manifest)}
 ## Parity with the official PyTorch predictor
 
 {_parity_table(parity)}
@@ -257,7 +284,7 @@ baked into each copy (sample photo, a click and four prompts of every label kind
 
 {_ort_table(release)}
 
-{_int8_text(manifest, release)}{_browser_text(release)}## Speed and memory
+{_int8_text(manifest, release)}{_mobile_text(manifest, release)}{_browser_text(manifest, release)}## Speed and memory
 
 {bench_text}
 ## Usage

@@ -21,7 +21,7 @@ import numpy as np
 from ..core import contract as C
 from ..core.errors import InputError, NotReadyError
 from .inputs import as_rgb, prepare_prompts
-from .profiles import by_role, decoder_feeds
+from .profiles import by_role, decoder_feeds, join_calls, static_calls
 from .sessions import load_sessions
 from .transforms import preprocess, upsample_masks
 
@@ -103,7 +103,8 @@ class SAM2OnnxPredictor:
         return self.embed_batch([image])[0]
 
     def embed_batch(self, images: Sequence[ImageLike]) -> list[Embedding]:
-        """One encoder call for B images (the graph's dynamic batch axis).
+        """One encoder call for B images (the graph's dynamic batch axis; one call per image in a
+        static-shape folder).
 
         Args:
             images: a non-empty list of HxWx3 uint8 RGB arrays or PIL images (sizes may differ).
@@ -136,7 +137,10 @@ class SAM2OnnxPredictor:
             "image_embed": [B, 256, 64, 64]}``.
         """
         p = self.profile
-        return by_role(p.encoder_outputs, self.sessions.encoder.run(None, {p.encoder_inputs[0].name: x}))
+        name = p.encoder_inputs[0].name
+        step = 1 if p.static else len(x)  # a static-shape encoder takes one image per call
+        outs = [self.sessions.encoder.run(None, {name: x[i : i + step]}) for i in range(0, len(x), step)]
+        return by_role(p.encoder_outputs, join_calls(outs, len(x)))
 
     def decode(
         self,
@@ -228,8 +232,10 @@ class SAM2OnnxPredictor:
     def _run_decoder(self, embedding, point_coords, point_labels, box, mask_input, normalize_coords) -> dict:
         """The decoder graph on the prompts, in the folder's profile; outputs keyed by role."""
         prompts = prepare_prompts(point_coords, point_labels, box, mask_input, embedding.orig_hw, normalize_coords)
-        feeds = decoder_feeds(self.profile, embedding.feeds() | prompts.feeds(), embedding.orig_hw)
-        return by_role(self.profile.decoder_outputs, self.sessions.decoder.run(None, feeds))
+        feeds = embedding.feeds() | prompts.feeds()
+        calls = static_calls(self.profile, feeds)  # one call, unless the folder has static shapes
+        outs = [self.sessions.decoder.run(None, decoder_feeds(self.profile, f, embedding.orig_hw)) for f in calls]
+        return by_role(self.profile.decoder_outputs, join_calls(outs, len(feeds["point_labels"])))
 
     def _decode_in_graph(
         self, embedding, point_coords, point_labels, box, mask_input, multimask_output, return_logits, normalize_coords

@@ -200,6 +200,11 @@ def make_server(
         raise InputError(
             f"{model_dir}: exported with the {profile.name} I/O profile; the page serves {C.DEFAULT_PROFILE} folders"
         )
+    if profile.static:  # the page sends any number of clicks
+        raise InputError(
+            f"{model_dir}: exported with --static-shapes (for ONNX Runtime Mobile); the page serves "
+            "folders exported without it"
+        )
     if not _has_precision(manifest, precision):
         have = [p for p in PRECISIONS if _has_precision(manifest, p)]
         raise ManifestError(f"{model_dir}: no {precision} graphs (this folder has {', '.join(have) or 'none'})")

@@ -234,6 +234,24 @@ def test_model_card_is_valid_and_stamped_random(job):
     assert "| torch eager fp32 |" in body and "| onnxruntime fp32 |" in body and "![benchmark](bench.png)" in body
 
 
+def test_release_card_says_what_mobile_providers_take_of_the_dynamic_files(job):
+    """The checker's verdict on the dynamic files: in the manifest, in the card, and pointing to
+    --static-shapes, as fixed shapes would give NNAPI more of each graph."""
+    mobile = json.loads((job.release / "manifest.json").read_text())["release"]["mobile"]
+    body = (job.release / "README.md").read_text()
+    assert "## On mobile (ONNX Runtime Mobile)" in body and "--static-shapes L,N" in body
+    for name in ("encoder.onnx", "decoder.onnx"):
+        record = mobile["files"][name]
+        assert record["dynamic_inputs"], name  # the prompt counts, the batch
+        nnapi = record["providers"]["NNAPI"]
+        assert nnapi["if_shapes_fixed"]["supported"] > nnapi["supported"] > 0, name
+        rows = [line for line in body.splitlines() if line.startswith(f"| `{name}` |") and " nodes" in line]
+        assert (
+            len(rows) == 1
+            and f"{nnapi['supported']}/{nnapi['nodes']} nodes, {nnapi['partitions']} partitions" in rows[0]
+        )
+
+
 def test_release_says_which_files_a_browser_runs(job):
     """Every graph file, .onnx and .ort, loaded by onnxruntime-web in headless Chromium (wasm)
     and run on the sample photo and prompts: its masks equal the Python onnxruntime's on the

@@ -53,6 +53,11 @@ def test_every_dim_is_fixed_and_every_op_standard(static, shape):
             assert all(isinstance(d, int) and d > 0 for d in dims), (name, value.name, dims)
         # onnxsim would fuse fixed-shape attention into com.microsoft Attention: NNAPI / CoreML lack it
         assert {n.domain for n in graph.node} <= {"", "ai.onnx"}, name
+        # rewritten at export (export/mobile_rewrites.py): what NNAPI or CoreML lack
+        assert not {n.op_type for n in graph.node} & {"Erf", "LayerNormalization", "Cos", "Pad"}, name
+    rewrites = manifest["mobile_rewrites"]
+    assert {r["status"] for r in rewrites.values()} == {"applied"}
+    assert rewrites["encoder"]["replaced"]["Erf"] > 0 and rewrites["decoder"]["replaced"]["LayerNormalization"] > 0
     decoder = {v.name: v for v in onnx.load(str(folder / "decoder.onnx")).graph.input}
     assert [d.dim_value for d in decoder["point_coords"].type.tensor_type.shape.dim] == [*shape, 2]
     assert SAM2OnnxPredictor(folder).profile.static == shape
@@ -154,7 +159,11 @@ def test_release_card_carries_the_mobile_verdict(static, exported, tmp_path):
         for provider in ("NNAPI", "CoreML NeuralNetwork", "CoreML MLProgram", "XNNPACK"):
             entry = record["providers"][provider]
             assert 0 < entry["supported"] <= entry["nodes"] == record["nodes"], (name, provider)
+    # the rewrites leave the encoder nothing NNAPI lacks: one partition, the checker's YES
+    encoder = mobile["encoder.onnx"]["providers"]["NNAPI"]
+    assert encoder["unsupported_ops"] == [] and encoder["partitions"] == 1 and encoder["verdict"] == "YES"
     card = (tmp_path / "release" / "README.md").read_text()
+    assert "were rewritten at export" in card
     assert "## On mobile (ONNX Runtime Mobile)" in card and "static-shape files are for ONNX Runtime Mobile" in card
     enc = mobile["encoder.onnx"]["providers"]["NNAPI"]
     assert f"| `encoder.onnx` | {enc['supported']}/{enc['nodes']} nodes, {enc['partitions']} partitions" in card

@@ -7,6 +7,7 @@ in-memory copies: ONNX's shape inference and checker run on paths, in C++.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -105,26 +106,44 @@ def simplify_verified(
     """
     import onnxsim
 
-    candidate = path.with_suffix(".simplified")
-    model = onnx.load(str(path))
-    record = {
-        "status": "rejected",
-        "nodes_before": len(model.graph.node),
-        "nodes_after": None,
-        "tolerance": SIMPLIFY_TOLERANCE[role].__dict__,
-        "comparison": None,
-        "detail": "",
-    }
-    try:
+    def simplify(candidate: Path, record: dict) -> None:
+        model = onnx.load(str(path))
+        record["nodes_before"] = len(model.graph.node)
         skipped = ["fuse_attention"] if standard_ops_only else None
         simplified, _ = onnxsim.simplify(model, check_n=0, skipped_optimizers=skipped)
         del model
         record["nodes_after"] = len(simplified.graph.node)
         onnx.save(simplified, str(candidate))
-        del simplified
+
+    counts = {"nodes_before": None, "nodes_after": None}
+    return _verified(path, role, feeds, reference, simplify, "simplified graph unusable", counts)
+
+
+def rewrite_verified(path: Path, role: str, feeds: list[Feeds], reference: list[Outputs], opset: int) -> dict:
+    """mobile_rewrites.py on ``path`` in place, if the result checks and reproduces ``reference``;
+    the record as :func:`simplify_verified`'s, with ``"replaced"``: ``{op type: nodes}``."""
+    from .mobile_rewrites import rewrite_for_mobile
+
+    def rewrite(candidate: Path, record: dict) -> None:
+        shutil.copyfile(path, candidate)
+        record["replaced"] = rewrite_for_mobile(candidate, opset)
+
+    return _verified(path, role, feeds, reference, rewrite, "rewritten graph unusable", {"replaced": {}})
+
+
+def _verified(path: Path, role: str, feeds, reference, build, unusable: str, fields: dict) -> dict:
+    """Replace ``path`` by what ``build(candidate, record)`` writes, if it passes the ONNX checks
+    and reproduces ``reference`` on ``feeds`` within SIMPLIFY_TOLERANCE; ``path`` is untouched
+    otherwise. Returns the record: its status, ``fields`` (filled by ``build``), tolerance,
+    comparison and why."""
+    candidate = path.with_suffix(".candidate")
+    record = {"status": "rejected", **fields}
+    record |= {"tolerance": SIMPLIFY_TOLERANCE[role].__dict__, "comparison": None, "detail": ""}
+    try:
+        build(candidate, record)
         check(candidate)
-    except Exception as exc:  # simplification is an optimisation: any failure keeps the traced graph
-        record["detail"] = f"simplified graph unusable: {one_line(exc)}"
+    except Exception as exc:  # an optimisation: any failure keeps the graph as it was
+        record["detail"] = f"{unusable}: {one_line(exc)}"
         candidate.unlink(missing_ok=True)
         return record
     result = compare(reference, run_graph(candidate, feeds), SIMPLIFY_TOLERANCE[role])

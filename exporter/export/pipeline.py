@@ -138,7 +138,10 @@ def export_variant(
         profile_text = "" if io.name == C.DEFAULT_PROFILE else f", {io.name} I/O profile"
         profile_text += f", static shapes L={io.static[0]} N={io.static[1]}" if io.static else ""
         stream.write(f"export {variant.name} ({weights_text}, opset {opset}{profile_text}) -> {final}\n")
-    progress = _Progress((9 if simplify else 7) + precision_steps(precisions, variant), stream)
+    # load, trace, check, stamp, stamp + manifest, publish; a reference run and two simplify steps;
+    # a static export's mobile rewrites (and its reference run without simplify)
+    steps = 6 + (3 if simplify else 0) + ((1 if simplify else 2) if io.static else 0)
+    progress = _Progress(steps + precision_steps(precisions, variant), stream)
     staging = staging_dir(out, folder_name)
     try:
         _export_into(
@@ -201,20 +204,31 @@ def _export_into(
             G.check(path)
         s["detail"] = "strict shape inference + full checker"
     simplification = {role: {"status": "skipped", "detail": "--no-simplify"} for role in M.GRAPHS}
-    if simplify:
+    rewrites = {}
+    if simplify or io.static:
         with progress.step("reference run (onnxruntime)") as s:
             runs = reference_runs(raw["encoder"], raw["decoder"], io)
             s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, 5 prompts"
-        for role in M.GRAPHS:
-            with progress.step(f"simplify {role}") as s:
-                simplification[role] = rec = G.simplify_verified(
-                    raw[role], role, *runs[role], standard_ops_only=bool(io.static)
-                )
-                s["detail"] = (
-                    f"{rec['nodes_before']} -> {rec['nodes_after']} nodes, verified"
-                    if rec["status"] == "applied"
-                    else f"KEPT UNSIMPLIFIED: {rec['detail']}"
-                )
+    for role in M.GRAPHS if simplify else ():
+        with progress.step(f"simplify {role}") as s:
+            simplification[role] = rec = G.simplify_verified(
+                raw[role], role, *runs[role], standard_ops_only=bool(io.static)
+            )
+            s["detail"] = (
+                f"{rec['nodes_before']} -> {rec['nodes_after']} nodes, verified"
+                if rec["status"] == "applied"
+                else f"KEPT UNSIMPLIFIED: {rec['detail']}"
+            )
+    if io.static:  # operators NNAPI / CoreML lack, as ones they have (export/mobile_rewrites.py)
+        with progress.step("mobile rewrites") as s:
+            rewrites = {role: G.rewrite_verified(raw[role], role, *runs[role], opset) for role in M.GRAPHS}
+            s["detail"] = "; ".join(
+                f"{role}: " + (", ".join(f"{n} {op}" for op, n in r["replaced"].items()) or "none")
+                if r["status"] == "applied"
+                else f"{role} KEPT AS IS: {r['detail']}"
+                for role, r in rewrites.items()
+            )
+
     with progress.step("stamp fp32 graphs") as s:
         files = {}
         for role, (file, _, _) in M.GRAPHS.items():
@@ -243,6 +257,7 @@ def _export_into(
                 precisions,
                 files,
                 simplification,
+                rewrites,
                 derived,
                 io,
             ),
@@ -343,6 +358,7 @@ def _manifest(
     precisions: list[str],
     files: dict,
     simplification: dict,
+    rewrites: dict,
     derived: dict,
     io: C.Profile,
 ) -> dict:
@@ -380,5 +396,6 @@ def _manifest(
             "simplification_verified_on": SAMPLE_PHOTO.name,
         },
         "simplification": simplification,
+        **({"mobile_rewrites": rewrites} if rewrites else {}),  # static exports only
         **derived,  # "precisions": {precision: {role: file}}, and "fp16" / "int8" records
     }

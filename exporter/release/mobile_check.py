@@ -96,18 +96,25 @@ def _cell(entry: dict) -> str:
     return text
 
 
-def mobile_text(mobile: dict, static: bool) -> str:
+def _blockers(entry: dict) -> str:
+    """What keeps nodes off a provider: operators it lacks, tensor ranks it lacks, dynamic shapes."""
+    parts = [_op(o) for o in entry["unsupported_ops"]]
+    if entry["unsupported_due_to_rank"]:
+        parts.append(f"{entry['unsupported_due_to_rank']} nodes of a rank it lacks")
+    if entry["unsupported_due_to_dynamic_shapes"]:
+        parts.append(f"{entry['unsupported_due_to_dynamic_shapes']} nodes fed dynamic shapes")
+    return ", ".join(parts)
+
+
+def mobile_text(mobile: dict, static: bool, rewrites: dict | None = None) -> str:
     """The model card's mobile section from the release's ``mobile`` record
-    (``{"onnxruntime": version, "files": {file: mobile_usability(file)}}``)."""
+    (``{"onnxruntime": version, "files": {file: mobile_usability(file)}}``) and the manifest's
+    ``mobile_rewrites`` (export/mobile_rewrites.py), if the export made them."""
     rows = ["| file | " + " | ".join(PROVIDERS) + " | XNNPACK |", "|---|" + "---|" * (len(PROVIDERS) + 1)]
     blockers = []
     for name, r in mobile["files"].items():
         rows.append(f"| `{name}` | " + " | ".join(_cell(r["providers"][p]) for p in (*PROVIDERS, "XNNPACK")) + " |")
-        lacks = [
-            f"{p}: {', '.join(_op(o) for o in r['providers'][p]['unsupported_ops'])}"
-            for p in PROVIDERS
-            if r["providers"][p]["unsupported_ops"]
-        ]
+        lacks = [f"{p}: {_blockers(r['providers'][p])}" for p in PROVIDERS if _blockers(r["providers"][p])]
         blockers.append(f"- `{name}`: " + ("; ".join(lacks) or "none"))
     shapes = (
         "Every dim of these graphs is fixed (exported with `--static-shapes`), as NNAPI, CoreML and XNNPACK need."
@@ -115,6 +122,16 @@ def mobile_text(mobile: dict, static: bool) -> str:
         else "These graphs have dynamic shapes, which keep nodes off NNAPI and CoreML; "
         "`sam2-onnx export VARIANT --static-shapes L,N` writes files with every dim fixed."
     )
+    done = [
+        f"{role}: " + ", ".join(f"{n} {op}" for op, n in r["replaced"].items())
+        for role, r in (rewrites or {}).items()
+        if r.get("status") == "applied" and r.get("replaced")
+    ]
+    if done:
+        shapes += (
+            " Operators NNAPI or CoreML lack were rewritten at export as ones they have, checked on the "
+            f"sample photo and then by parity ({'; '.join(done)})."
+        )
     return f"""## On mobile (ONNX Runtime Mobile)
 
 onnxruntime {mobile["onnxruntime"]}'s mobile usability checker on each graph, at the basic optimisation
@@ -125,7 +142,7 @@ provider; its count is of the op types it registers, an upper bound. {shapes}
 
 {chr(10).join(rows)}
 
-What keeps the rest off each provider (operators it lacks):
+What keeps the rest off each provider:
 
 {chr(10).join(blockers)}
 

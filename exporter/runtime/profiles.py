@@ -49,7 +49,7 @@ def static_calls(
 
     Points are padded with label -1 at (0, 0), after the prompt's own points: SAM 2 gives
     such points its not-a-point embedding, so the graph computes what the official model
-    computes for the same padded prompt (the masks differ a little from an unpadded prompt's:
+    computes for the same padded prompt (which is not the unpadded prompt's answer:
     docs/mobile.md). The last chunk is filled up by repeating its last prompt. A prompt with
     more than N points raises InputError, unless ``truncate`` (sample inputs only) drops them.
     """

@@ -102,3 +102,72 @@ def test_resize_gets_an_empty_roi(tmp_path):
     model = _model([node], [("x", list(x.shape))], [2, 3, 8, 8], [scales])
     before, after, replaced, _ = _rewritten(tmp_path, model, {"x": x})
     assert replaced == {"Resize": 1} and np.array_equal(before, after)
+
+
+@pytest.mark.parametrize("k, bias", [(2, True), (3, False)])
+def test_conv_transpose_with_stride_equal_to_kernel_is_conv_then_depth_to_space(tmp_path, k, bias):
+    rng = np.random.default_rng(k)
+    x = rng.standard_normal((2, 6, 5, 7)).astype(np.float32)
+    w = rng.standard_normal((6, 4, k, k)).astype(np.float32)  # [C_in, C_out, k, k]
+    b = rng.standard_normal(4).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")] + ([numpy_helper.from_array(b, "b")] if bias else [])
+    node = helper.make_node("ConvTranspose", ["x", "w"] + (["b"] if bias else []), ["y"], strides=[k, k])
+    model = _model([node], [("x", list(x.shape))], [2, 4, 5 * k, 7 * k], inits)
+    before, after, replaced, ops = _rewritten(tmp_path, model, {"x": x})
+    assert replaced == {"ConvTranspose": 1} and ops == {"Conv", "DepthToSpace"}
+    rewritten = onnx.load(str(tmp_path / "m.onnx")).graph
+    modes = [helper.get_attribute_value(a) for n in rewritten.node for a in n.attribute if a.name == "mode"]
+    assert modes == [b"DCR"]  # the only DepthToSpace mode NNAPI takes
+    assert "w" not in {i.name for i in rewritten.initializer}  # the replaced weights are not kept twice
+    # the definition, independently of onnxruntime: each input pixel paints one k x k block
+    expected = np.einsum("ncij,coab->noiajb", x.astype(np.float64), w).reshape(2, 4, 5 * k, 7 * k)
+    expected += b.reshape(1, 4, 1, 1) if bias else 0
+    assert np.abs(after - expected).max() < 1e-5 and np.abs(before - expected).max() < 1e-5
+
+
+def test_overlapping_conv_transpose_stays(tmp_path):
+    x = np.ones((1, 2, 3, 3), np.float32)
+    w = numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2])
+    model = _model([node], [("x", [1, 2, 3, 3])], [1, 2, 7, 7], [w])
+    before, after, replaced, ops = _rewritten(tmp_path, model, {"x": x})
+    assert replaced == {} and ops == {"ConvTranspose"} and np.array_equal(before, after)
+
+
+@pytest.mark.parametrize("axis, index", [(1, 2), (0, -1), (2, 0)])
+def test_gather_of_one_constant_index_is_slice_and_squeeze(tmp_path, axis, index):
+    x = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    idx = numpy_helper.from_array(np.array(index, np.int64), "i")
+    out_shape = [d for k, d in enumerate(x.shape) if k != axis]
+    model = _model([helper.make_node("Gather", ["x", "i"], ["y"], axis=axis)], [("x", [3, 4, 5])], out_shape, [idx])
+    before, after, replaced, ops = _rewritten(tmp_path, model, {"x": x})
+    assert replaced == {"Gather": 1} and ops == {"Slice", "Squeeze"}
+    assert np.array_equal(after, np.take(x, index, axis=axis)) and np.array_equal(before, after)
+
+
+def test_gather_of_several_indices_stays(tmp_path):
+    idx = numpy_helper.from_array(np.array([0, 2], np.int64), "i")
+    model = _model([helper.make_node("Gather", ["x", "i"], ["y"], axis=0)], [("x", [3, 2])], [2, 2], [idx])
+    before, after, replaced, ops = _rewritten(tmp_path, model, {"x": np.ones((3, 2), np.float32)})
+    assert replaced == {} and ops == {"Gather"}
+
+
+def test_rank_6_window_partition_becomes_rank_4(tmp_path):
+    """Hiera's window partition: [B, H, W, C] -> [B, H/w, w, W/w, w, C] -> swap -> [B * windows, w * w, C]."""
+    x = np.arange(2 * 6 * 4 * 3, dtype=np.float32).reshape(2, 6, 4, 3)
+    s6 = numpy_helper.from_array(np.array([2, 3, 2, 2, 2, 3], np.int64), "s6")
+    s3 = numpy_helper.from_array(np.array([-1, 4, 3], np.int64), "s3")
+    nodes = [
+        helper.make_node("Reshape", ["x", "s6"], ["a"]),
+        helper.make_node("Transpose", ["a"], ["t"], perm=[0, 1, 3, 2, 4, 5]),
+        helper.make_node("Reshape", ["t", "s3"], ["y"]),
+    ]
+    # with the value_info an exported graph carries: the rank-6 values' entries must go with them
+    model = onnx.shape_inference.infer_shapes(_model(nodes, [("x", list(x.shape))], [12, 4, 3], [s6, s3]))
+    before, after, replaced, ops = _rewritten(tmp_path, model, {"x": x})
+    assert replaced == {"Transpose": 1} and np.array_equal(before, after)
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "m.onnx")), strict_mode=True)
+    ranks = {len(v.type.tensor_type.shape.dim) for v in inferred.graph.value_info}
+    assert max(ranks) <= 5 and ops == {"Reshape", "Transpose"}
+    expected = x.reshape(2, 3, 2, 2, 2, 3).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 4, 3)
+    assert np.array_equal(after, expected)

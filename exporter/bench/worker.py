@@ -54,6 +54,7 @@ def timed(fn, warmup: int, runs: int) -> dict:
 def _onnxruntime(job: dict, image: np.ndarray):
     """Encoder and decoder calls of the exported graphs through ONNX Runtime (files verified)."""
     from ..core import contract as C
+    from ..runtime.profiles import static_calls
     from ..runtime.sessions import load_sessions
 
     sessions = load_sessions(Path(job["model_dir"]), job["precision"], ["CPUExecutionProvider"], job["threads"])
@@ -67,6 +68,7 @@ def _onnxruntime(job: dict, image: np.ndarray):
         "mask_input": np.zeros((1, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32),
         "has_mask_input": np.zeros(1, np.float32),
     }
+    feed = static_calls(sessions.profile, feed)[0]  # a static-shape folder: the click padded to its N points
     return (lambda: sessions.encoder.run(None, {enc_in: image}), lambda: sessions.decoder.run(None, feed))
 
 

@@ -36,6 +36,7 @@ def stale_reason(
     """None when ``folder`` holds a current export for this request, else why not (one line).
 
     ``precisions`` as export reads them (``parse_precisions``: fp32 first, fixed order)."""
+    from ..wrappers import mobile_forms
     from ..wrappers.fast_forms import FORM_NAMES
 
     try:
@@ -53,6 +54,9 @@ def stale_reason(
         return f"holds {','.join(have) or 'no precisions'}, asked for {','.join(precisions)}"
     if options.get("fast_forms") != (list(FORM_NAMES) if fast else []):
         return "traced with other export forms"
+    static = manifest.get("profile", {}).get("static_shapes") is not None
+    if options.get("mobile_forms") != (list(mobile_forms.FORM_NAMES) if static else None):
+        return "traced with other mobile forms"
     name = manifest.get("variant", {}).get("name")
     try:
         settings = quantization_settings(resolve(str(name)), have)

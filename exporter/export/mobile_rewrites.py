@@ -1,7 +1,7 @@
 """Graph rewrites for static-shape exports: operators NNAPI or CoreML lack, as ones they have.
 
 onnxruntime's mobile usability checker (release/mobile_check.py) names what keeps the static
-graphs off the phone's accelerators. Four of those operators have exact or near-exact forms in
+graphs off the phone's accelerators. Seven of those operators have exact or near-exact forms in
 operators NNAPI and CoreML both take, so the rewrite keeps the I/O contract and changes only
 the arithmetic's rounding (export verifies it on the sample photo, parity gates it):
 
@@ -11,6 +11,12 @@ the arithmetic's rounding (export verifies it on the sample photo, parity gates 
   Mul, Add, Div, Exp and Clip only (CoreML MLProgram, which has Erf, lacks Abs and Neg).
 - ``Cos`` (NNAPI): sin(x + pi / 2).
 - ``Pad`` with zeros (CoreML MLProgram): Concat with zero blocks, the shapes being fixed.
+- ``ConvTranspose`` with kernel = stride and no overlap (NNAPI; the decoder's 2x upscaling): a
+  1x1 Conv to k*k times the channels and a DCR DepthToSpace, the same products per output.
+- ``Gather`` of one constant index (CoreML MLProgram): Slice and Squeeze, the same values.
+- ``Transpose`` of rank 6 (CoreML takes rank 5 at most; Hiera's window partitions): the same
+  permutation on the runs of axes that move together, in rank 4, between Reshapes; chains of
+  Reshapes then fold into one, so no rank-6 tensor is left.
 - ``Resize`` without a roi: the same with an empty roi given (the checker counts an omitted input
   as a dynamic shape and cuts the graph there).
 
@@ -155,6 +161,99 @@ def _resize(b, node, shapes, opset) -> list | None:
     return [fixed]
 
 
+def _conv_transpose(b, node, shapes, opset, constants) -> list | None:
+    """out[n, o, k*i + a, k*j + b] = bias[o] + sum_c x[n, c, i, j] W[c, o, a, b] when kernel = stride:
+    a 1x1 Conv whose output channel (a*k + b)*O + o has weights W[:, o, a, b], then DepthToSpace
+    in DCR order (the one NNAPI takes), which puts channel (a*k + b)*O + o at (o, k*i + a, k*j + b)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    weight = constants(node.input[1])
+    if weight is None or weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
+        return None
+    k = weight.shape[2]
+    plain = (
+        attrs.get("strides", [1, 1]) == [k, k]
+        and attrs.get("group", 1) == 1
+        and all(p == 0 for p in attrs.get("pads", [0] * 4))
+        and all(d == 1 for d in attrs.get("dilations", [1, 1]))
+        and not any(attrs.get(a) for a in ("output_padding", "output_shape"))
+        and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET", b"VALID", "VALID")
+    )
+    if not plain:
+        return None
+    c_in, c_out = weight.shape[:2]
+    base, nodes = node.name or "conv_transpose", []
+    w = weight.transpose(2, 3, 1, 0).reshape(k * k * c_out, c_in, 1, 1)  # [(a, b, o), c]
+    inputs = [node.input[0], b.array(np.ascontiguousarray(w), base)]
+    if len(node.input) > 2 and node.input[2]:
+        bias = constants(node.input[2])
+        if bias is None:
+            return None
+        inputs.append(b.array(np.tile(bias, k * k), base))  # channel (a*k + b)*O + o gets bias[o]
+    y = b.op(nodes, "Conv", inputs, base, kernel_shape=[1, 1])
+    b.op(nodes, "DepthToSpace", [y], base, node.output[0], blocksize=int(k), mode="DCR")
+    return nodes
+
+
+def _gather(b, node, shapes, opset, constants) -> list | None:
+    index = constants(node.input[1])
+    dims = constants.dims(node.input[0])
+    if index is None or index.ndim != 0 or dims is None:
+        return None
+    axis = {a.name: helper.get_attribute_value(a) for a in node.attribute}.get("axis", 0) % len(dims)
+    i = int(index) % dims[axis]
+    base, nodes = node.name or "gather", []
+    start, end, axes = (b.array(np.array([v], np.int64), base) for v in (i, i + 1, axis))
+    y = b.op(nodes, "Slice", [node.input[0], start, end, axes], base)
+    b.op(nodes, "Squeeze", [y, axes], base, node.output[0])  # Squeeze's axes are an input from opset 13
+    return nodes
+
+
+MAX_RANK = 5  # CoreML's
+
+
+def _transpose(b, node, shapes, opset, constants) -> list | None:
+    dims = constants.dims(node.input[0])
+    if dims is None or len(dims) <= MAX_RANK:
+        return None
+    perm = {a.name: helper.get_attribute_value(a) for a in node.attribute}.get("perm") or list(range(len(dims)))[::-1]
+    runs = [[perm[0]]]  # output order; a run is input axes that stay adjacent and in order
+    for axis in perm[1:]:
+        if axis == runs[-1][-1] + 1:
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    if len(runs) > MAX_RANK:
+        return None
+    by_input = sorted(runs)
+    grouped = [int(np.prod([dims[a] for a in run])) for run in by_input]
+    base, nodes = node.name or "transpose", []
+    x = b.op(nodes, "Reshape", [node.input[0], b.array(np.array(grouped, np.int64), base)], base)
+    y = b.op(nodes, "Transpose", [x], base, perm=[by_input.index(run) for run in runs])
+    out = np.array([dims[a] for a in perm], np.int64)
+    b.op(nodes, "Reshape", [y, b.array(out, base)], base, node.output[0])
+    return nodes
+
+
+def _fold_reshapes(graph: onnx.GraphProto) -> int:
+    """Reshape(Reshape(x, s0), s1) -> Reshape(x, s1) where s1 is a constant without 0 (which would
+    copy a dim of the input it reads), then drop the nodes nothing reads; returns Reshapes folded."""
+    producer = {o: n for n in graph.node for o in n.output}
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    folded = 0
+    for node in (n for n in graph.node if n.op_type == "Reshape"):
+        inner, shape = producer.get(node.input[0]), initializers.get(node.input[1])
+        while shape is not None and np.all(shape != 0) and inner is not None and inner.op_type == "Reshape":
+            node.input[0] = inner.input[0]
+            inner, folded = producer.get(inner.input[0]), folded + 1
+    while True:  # unread nodes, innermost last
+        read = _names_read(graph) | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not any(o in read for o in n.output)]
+        if not dead:
+            return folded
+        for n in dead:
+            graph.node.remove(n)
+
+
 class _Shapes(dict):
     """``{value name: dims}`` and element types, from ONNX shape inference."""
 
@@ -256,7 +355,28 @@ class _Constants:
         return self._ran
 
 
-REWRITES = {"LayerNormalization": _layer_norm, "Erf": _erf, "Cos": _cos, "Pad": _pad, "Resize": _resize}
+def _names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every value name a node of ``graph`` or of its subgraphs (If / Loop bodies) reads."""
+    names = set()
+    for node in graph.node:
+        names.update(node.input)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                names |= _names_read(sub)
+    return names
+
+
+REWRITES = {
+    "LayerNormalization": _layer_norm,
+    "Erf": _erf,
+    "Cos": _cos,
+    "Pad": _pad,
+    "ConvTranspose": _conv_transpose,
+    "Gather": _gather,
+    "Transpose": _transpose,
+    "Resize": _resize,
+}
+NEEDS_CONSTANTS = ("Pad", "ConvTranspose", "Gather", "Transpose")  # rewrites that read constant inputs
 
 
 def rewrite_for_mobile(path: Path, opset: int) -> dict[str, int]:
@@ -267,7 +387,7 @@ def rewrite_for_mobile(path: Path, opset: int) -> dict[str, int]:
     b, done, out = _Builder(graph), Counter(), []
     for node in graph.node:
         rewrite = REWRITES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-        args = (b, node, shapes, opset) + ((constants,) if node.op_type == "Pad" else ())
+        args = (b, node, shapes, opset) + ((constants,) if node.op_type in NEEDS_CONSTANTS else ())
         replacement = rewrite(*args) if rewrite else None
         if replacement is None:
             out.append(node)
@@ -276,5 +396,15 @@ def rewrite_for_mobile(path: Path, opset: int) -> dict[str, int]:
             done[node.op_type] += 1
     del graph.node[:]
     graph.node.extend(out)
+    if done["Transpose"]:
+        _fold_reshapes(graph)
+    used = _names_read(graph) | {o.name for o in graph.output}
+    kept = [i for i in graph.initializer if i.name in used]  # replaced weights (ConvTranspose's) go
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    produced = {o for n in graph.node for o in n.output}
+    infos = [v for v in graph.value_info if v.name in produced]  # none for values that went
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
     onnx.save(model, str(path))
     return dict(sorted(done.items()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -104,19 +105,25 @@ def simplify_verified(
     Returns the record kept in the manifest: status "applied" or "rejected", node counts,
     tolerance, the comparison, and why. A rejected simplification leaves ``path`` untouched.
     """
-    import onnxsim
 
     def simplify(candidate: Path, record: dict) -> None:
-        model = onnx.load(str(path))
-        record["nodes_before"] = len(model.graph.node)
-        skipped = ["fuse_attention"] if standard_ops_only else None
-        simplified, _ = onnxsim.simplify(model, check_n=0, skipped_optimizers=skipped)
-        del model
-        record["nodes_after"] = len(simplified.graph.node)
-        onnx.save(simplified, str(candidate))
+        record["nodes_before"], record["nodes_after"] = _onnxsim(path, candidate, standard_ops_only)
 
     counts = {"nodes_before": None, "nodes_after": None}
     return _verified(path, role, feeds, reference, simplify, "simplified graph unusable", counts)
+
+
+def _onnxsim(src: Path, dst: Path, standard_ops_only: bool) -> tuple[int, int]:
+    """onnxsim ``src`` into ``dst`` (no checks here); returns the node counts before and after."""
+    import onnxsim
+
+    model = onnx.load(str(src))
+    before = len(model.graph.node)
+    skipped = ["fuse_attention"] if standard_ops_only else None
+    simplified, _ = onnxsim.simplify(model, check_n=0, skipped_optimizers=skipped)
+    del model
+    onnx.save(simplified, str(dst))
+    return before, len(simplified.graph.node)
 
 
 def rewrite_verified(path: Path, role: str, feeds: list[Feeds], reference: list[Outputs], opset: int) -> dict:
@@ -126,7 +133,13 @@ def rewrite_verified(path: Path, role: str, feeds: list[Feeds], reference: list[
 
     def rewrite(candidate: Path, record: dict) -> None:
         shutil.copyfile(path, candidate)
-        record["replaced"] = rewrite_for_mobile(candidate, opset)
+        replaced = Counter(rewrite_for_mobile(candidate, opset))
+        # The rewrites fix shapes ONNX inference could not follow (a zero Pad's, as a Concat):
+        # folding the shape arithmetic that hung on them exposes what a second pass rewrites
+        # (Hiera's rank-6 Transposes, whose dims were computed at run time).
+        _onnxsim(candidate, candidate, standard_ops_only=True)
+        replaced.update(rewrite_for_mobile(candidate, opset))
+        record["replaced"] = dict(sorted(replaced.items()))
 
     return _verified(path, role, feeds, reference, rewrite, "rewritten graph unusable", {"replaced": {}})
 

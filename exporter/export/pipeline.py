@@ -174,6 +174,7 @@ def _export_into(
     from ..checkpoints.loading import load_checkpoint, random_model
     from ..wrappers import ImageEncoder, ProfileDecoder, PromptDecoder
     from ..wrappers.fast_forms import FORM_NAMES, fast_forms
+    from ..wrappers.mobile_forms import mobile_forms
 
     raw = {role: staging / f"{role}.traced.onnx" for role in M.GRAPHS}
     with progress.step("load weights") as s:
@@ -181,7 +182,8 @@ def _export_into(
         s["detail"] = f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
     weights = _weights_record(source)
     with progress.step("trace encoder + decoder") as s:
-        with fast_forms(model, fast) as swapped:
+        # static exports: the decoder's branches as arithmetic NNAPI takes (wrappers/mobile_forms.py)
+        with fast_forms(model, fast) as swapped, mobile_forms(model, bool(io.static)) as mobile:
             G.trace(
                 ImageEncoder(model).eval(),
                 (torch.from_numpy(encoder_feed()["image"]),),
@@ -197,6 +199,7 @@ def _export_into(
                 decoder, args = ProfileDecoder(model, io), _profile_args(io, args)
             G.trace(decoder.eval(), args, raw["decoder"], "decoder", opset, io)
         s["detail"] = f"{swapped} modules in fast export form" if fast else "plain sam2 modules (--plain-graphs)"
+        s["detail"] += f", {mobile} in mobile form" if mobile else ""
         del model, args, decoder  # after the forms are undone: they hold the model's modules until then
         gc.collect()
     with progress.step("check graphs") as s:
@@ -362,6 +365,8 @@ def _manifest(
     derived: dict,
     io: C.Profile,
 ) -> dict:
+    from ..wrappers.mobile_forms import FORM_NAMES as MOBILE_FORMS
+
     return {
         "schema": M.SCHEMA,
         "schema_version": M.SCHEMA_VERSION,
@@ -387,6 +392,7 @@ def _manifest(
             "simplify": simplify,
             "precisions": precisions,
             "fast_forms": forms,  # wrappers/fast_forms.py: export-time forms traced
+            **({"mobile_forms": list(MOBILE_FORMS)} if io.static else {}),  # wrappers/mobile_forms.py
             "quantization": quantization_settings(variant, precisions),  # current.py: other settings, stale
             "dynamic_axes": {role: C.dynamic_axes(ins, outs) for role, (_, ins, outs) in io.graphs().items()},
         },

@@ -106,10 +106,11 @@ def _blockers(entry: dict) -> str:
     return ", ".join(parts)
 
 
-def mobile_text(mobile: dict, static: bool, rewrites: dict | None = None) -> str:
+def mobile_text(mobile: dict, static: bool, rewrites: dict | None = None, forms: list | None = None) -> str:
     """The model card's mobile section from the release's ``mobile`` record
-    (``{"onnxruntime": version, "files": {file: mobile_usability(file)}}``) and the manifest's
-    ``mobile_rewrites`` (export/mobile_rewrites.py), if the export made them."""
+    (``{"onnxruntime": version, "files": {file: mobile_usability(file)}}``), and the manifest's
+    ``mobile_rewrites`` (export/mobile_rewrites.py) and ``options.mobile_forms``
+    (wrappers/mobile_forms.py), if the export made them."""
     rows = ["| file | " + " | ".join(PROVIDERS) + " | XNNPACK |", "|---|" + "---|" * (len(PROVIDERS) + 1)]
     blockers = []
     for name, r in mobile["files"].items():
@@ -131,6 +132,11 @@ def mobile_text(mobile: dict, static: bool, rewrites: dict | None = None) -> str
         shapes += (
             " Operators NNAPI or CoreML lack were rewritten at export as ones they have, checked on the "
             f"sample photo and then by parity ({'; '.join(done)})."
+        )
+    if forms:
+        shapes += (
+            f" The decoder's branches ({', '.join(f'`{f}`' for f in forms)}) were traced as exact arithmetic in "
+            "operators NNAPI and CoreML have, instead of Equal, Where, ArgMax and comparisons."
         )
     return f"""## On mobile (ONNX Runtime Mobile)
 

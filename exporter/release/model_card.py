@@ -148,7 +148,10 @@ def _mobile_text(manifest: dict, release: dict) -> str:
     """ONNX Runtime Mobile's execution providers on each graph (releases made before the check: nothing)."""
     if not release.get("mobile"):
         return ""
-    return mobile_text(release["mobile"], bool(manifest_profile(manifest).static), manifest.get("mobile_rewrites"))
+    forms = manifest.get("options", {}).get("mobile_forms")
+    return mobile_text(
+        release["mobile"], bool(manifest_profile(manifest).static), manifest.get("mobile_rewrites"), forms
+    )
 
 
 def _browser_text(manifest: dict, release: dict) -> str:

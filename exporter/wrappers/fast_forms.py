@@ -186,14 +186,19 @@ FORM_NAMES = ("layer_norm_2d", "predict_masks", "token_to_image_attention", "ima
 
 
 @contextlib.contextmanager
-def fast_forms(model: nn.Module, enabled: bool = True):
-    """Within the block, every matching submodule of ``model`` runs its fast form; yields how many."""
+def swapped_methods(swaps: list[tuple[nn.Module, str, object]]):
+    """Within the block, each (module instance, method name, form) runs the form; yields how many."""
     swapped = []
     try:
-        for module, name, form in _swaps(model) if enabled else []:
+        for module, name, form in swaps:
             setattr(module, name, types.MethodType(form, module))  # an instance attribute shadows the class's
             swapped.append((module, name))
         yield len(swapped)
     finally:
         for module, name in swapped:
             delattr(module, name)
+
+
+def fast_forms(model: nn.Module, enabled: bool = True):
+    """Within the block, every matching submodule of ``model`` runs its fast form; yields how many."""
+    return swapped_methods(_swaps(model) if enabled else [])

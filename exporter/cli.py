@@ -235,10 +235,8 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
 @click.option(
     "--profile",
     type=click.Choice(list(PROFILES)),
-    default=DEFAULT_PROFILE,
-    show_default=True,
-    help="Whose I/O contract the graphs follow (docs/io-contract.md); other than the default, "
-    "writes OUT/<variant>-<profile>/, fp32 only.",
+    help=f"Whose I/O contract the graphs follow (docs/io-contract.md); other than the default, "
+    f"writes OUT/<variant>-<profile>/, fp32 only.  [default: {DEFAULT_PROFILE}; SAM 1: sam1]",
 )
 @click.option(
     "--static-shapes",
@@ -645,7 +643,7 @@ def parity(
     failed = []
     for prec in [p for p in precision.split(",") if p]:
         where = "" if runtime == "python" else ", in the browser"
-        click.echo(f"parity {model_dir} ({prec}{where}) vs official SAM2ImagePredictor", err=True)
+        click.echo(f"parity {model_dir} ({prec}{where}) vs the official predictor", err=True)
         result = run_parity(
             model_dir,
             prec,

@@ -36,7 +36,7 @@ else
         -e "$root[$("$venv/bin/python" "$root/scripts/pins.py" extras)]"
     # SAM2_BUILD_CUDA=0: sam2's setup.py would otherwise try to compile a CUDA extension.
     # Fail here, loudly, if anything did not install.
-    "$venv/bin/python" -c "import torch, torchvision, sam2, onnx, onnxruntime, onnxsim, onnxconverter_common, skimage, playwright, exporter"
+    "$venv/bin/python" -c "import torch, torchvision, sam2, segment_anything, onnx, onnxruntime, onnxsim, onnxconverter_common, skimage, playwright, exporter"
     echo "$want" > "$stamp"
     echo "[bootstrap] installed in $(( $(date +%s) - t0 )) s"
 fi

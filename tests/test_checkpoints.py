@@ -21,11 +21,12 @@ from exporter.checkpoints.loading import (
 from exporter.core.digests import sha256_file
 from exporter.core.errors import CheckpointError
 from exporter.core.variants import all_variants, resolve
+from tests.fixtures import variant_params
 
 ALL = [v.name for v in all_variants()]
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", variant_params(ALL))
 def test_loads_every_variant_from_official_format(random_checkpoint, name):
     path, source = random_checkpoint(name)
     model, loaded = load_checkpoint(resolve(name), path)
@@ -45,6 +46,9 @@ def test_loads_every_variant_from_official_format(random_checkpoint, name):
         ("sam2.1_hiera_tiny", "sam2_hiera_tiny"),
         ("sam2.1_hiera_small", "sam2.1_hiera_large"),
         ("sam2.1_hiera_base_plus", "sam2.1_hiera_tiny"),
+        ("sam_vit_b", "sam_vit_l"),  # SAM 1's bare state dicts are told apart too
+        ("sam_vit_b", "sam2.1_hiera_tiny"),
+        ("sam2.1_hiera_tiny", "sam_vit_b"),
     ],
 )
 def test_wrong_variant_names_the_real_one(random_checkpoint, saved, requested):
@@ -93,7 +97,7 @@ def _garbage(tmp_path, kind):
         ("empty", "empty file"),
         ("code-pickle", "would import posix.system and run code"),
         ("other-zip", "a zip archive, but not a PyTorch checkpoint"),
-        ("not-a-dict", "expected a dict with key 'model'"),
+        ("not-a-dict", "not an official SAM checkpoint: expected a state dict"),
         ("missing", "no such file"),
     ],
 )

@@ -23,7 +23,7 @@ from exporter.checks.sample_inputs import decoder_feed
 from exporter.core import contract as C
 from exporter.core import manifest as M
 from exporter.core.digests import sha256_file
-from exporter.core.variants import all_variants, resolve
+from exporter.core.variants import resolve, sam2_variants
 from exporter.export.onnx_steps import io_of, simplify_verified
 from exporter.export.pipeline import export_variant
 from exporter.wrappers import ImageEncoder, PromptDecoder
@@ -61,7 +61,7 @@ def _decoder_feeds(features, prompts: int, points: int, seed: int) -> tuple[torc
     )
 
 
-@pytest.mark.parametrize("name", variant_params(v.name for v in all_variants()))
+@pytest.mark.parametrize("name", variant_params(v.name for v in sam2_variants()))
 def test_export_matches_torch(exported, photos, name):
     folder = exported(name)
     for role, (file, inputs, outputs) in M.GRAPHS.items():  # the contract, read from the files

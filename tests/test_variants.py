@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from exporter.checkpoints.lock import LockEntry, pin, read_lock, render_lock, write_lock
 from exporter.core.errors import ConfigError, LockError
 from exporter.core.variants import CONFIGS_ENV, all_variants, configs_dir, resolve
 
-FULL_NAMES = [f"{fam}_hiera_{size}" for fam in ("sam2", "sam2.1") for size in ("tiny", "small", "base_plus", "large")]
+FULL_NAMES = [
+    f"{fam}_hiera_{size}" for fam in ("sam2", "sam2.1") for size in ("tiny", "small", "base_plus", "large")
+] + [f"sam_vit_{size}" for size in "blh"]
 
 
 def test_every_variant_is_declared():
@@ -30,12 +34,15 @@ def test_config_fields(name):
     v = resolve(name)
     assert v.source == configs_dir() / f"{name}.yaml"
     assert v.image_size == 1024 and v.opset >= 17
-    # the feature shapes follow from the image size: strides 16, 4 and 8
-    assert v.features == {
-        "image_embed": (256, 64, 64),
-        "high_res_feats_0": (32, 256, 256),
-        "high_res_feats_1": (64, 128, 128),
-    }
+    # the feature shapes follow from the image size: strides 16, 4 and 8 (SAM 1: 16 only)
+    expected = {"image_embeddings": (256, 64, 64)}
+    if not v.is_sam1:
+        expected = {
+            "image_embed": (256, 64, 64),
+            "high_res_feats_0": (32, 256, 256),
+            "high_res_feats_1": (64, 128, 128),
+        }
+    assert v.features == expected
     for precision in ("fp32", "fp16", "int8"):
         gates = v.parity[precision]
         assert 0 < gates["mask_iou_min"] <= 1 and gates["max_flips_outside_band"] == 0
@@ -96,9 +103,13 @@ def test_repo_lock_has_every_variant_with_official_urls():
     lock = read_lock()
     for v in all_variants():
         entry = lock[v.checkpoint]
-        assert entry.filename == f"{v.name}.pt"
-        assert entry.url.startswith("https://dl.fbaipublicfiles.com/segment_anything_2/")
-        assert entry.url.endswith("/" + entry.filename)
+        if v.is_sam1:  # the segment-anything README's files: sam_vit_b_01ec64.pth, ...
+            assert re.fullmatch(rf"{v.name}_[0-9a-f]{{6}}\.pth", entry.filename), entry.filename
+            assert entry.url == f"https://dl.fbaipublicfiles.com/segment_anything/{entry.filename}"
+        else:
+            assert entry.filename == f"{v.name}.pt"
+            assert entry.url.startswith("https://dl.fbaipublicfiles.com/segment_anything_2/")
+            assert entry.url.endswith("/" + entry.filename)
         # unknown digests are left empty rather than guessed
         assert entry.pinned == bool(entry.sha256) and entry.bytes >= 0
 

@@ -16,7 +16,7 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from exporter.checkpoints.loading import random_model
 from exporter.core import contract as C
-from exporter.core.variants import all_variants, resolve
+from exporter.core.variants import resolve, sam2_variants
 from exporter.wrappers import ImageEncoder, PromptDecoder
 
 
@@ -121,7 +121,7 @@ def test_contract_matches_model_and_configs(tiny):
         s.shape[1] for s in C.ENCODER_OUTPUTS
     ]
     assert 4 * model.sam_prompt_encoder.image_embedding_size[0] == C.LOW_RES_SIZE
-    for variant in all_variants():
+    for variant in sam2_variants():
         assert variant.features == {s.name: s.shape[1:] for s in C.ENCODER_OUTPUTS}
 
 

@@ -49,9 +49,10 @@ import numpy as np
 from ..checks.sample_inputs import SAMPLE_PHOTO
 from ..core.cpu import machine
 from ..core.errors import InputError, OutputError, refuse_overwrite
-from ..core.manifest import read_manifest, verify_files
+from ..core.manifest import manifest_profile, read_manifest, verify_files
 from ..core.staging import write_text_atomic
 from ..runtime.inputs import read_image
+from ..runtime.sam1_transforms import preprocess as sam1_preprocess
 from ..runtime.sessions import graph_file
 from ..runtime.transforms import preprocess
 from .worker import summarize
@@ -161,7 +162,8 @@ def run_bench(
     todo = engines(manifest, torch)
     outs: dict[Engine, list[dict]] = {eng: [] for eng in todo}
     with tempfile.TemporaryDirectory(prefix="sam2-onnx-bench.") as tmp:
-        np.save(Path(tmp) / "image.npy", preprocess(rgb))
+        sam1 = manifest_profile(manifest).family == "sam1"  # SamPredictor's padded input, its original size
+        np.save(Path(tmp) / "image.npy", sam1_preprocess(rgb)[0] if sam1 else preprocess(rgb))
         for i in range(rounds):
             for eng in todo:
                 if progress:

@@ -23,7 +23,7 @@ from pathlib import Path
 from exporter.bench.tables import describe, machine, publish
 from exporter.core.checkout import ROOT
 from exporter.core.manifest import read_manifest
-from exporter.core.variants import all_variants, resolve
+from exporter.core.variants import resolve, sam2_variants
 
 
 def _child(name: str, out: str, seconds_file: str) -> None:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(*args.child)
         return 0
-    names = [resolve(v).name for v in args.variants] or [v.name for v in all_variants()]
+    names = [resolve(v).name for v in args.variants] or [v.name for v in sam2_variants()]
     info, results = machine(), []
     for name in names:
         print(f"[bench] export {name} ...", flush=True)

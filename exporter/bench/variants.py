@@ -28,7 +28,7 @@ from exporter.bench.benchmark import Engine, run_bench, save_bench
 from exporter.bench.tables import describe as describe_machine
 from exporter.bench.tables import publish
 from exporter.core.checkout import ROOT
-from exporter.core.variants import all_variants, resolve
+from exporter.core.variants import resolve, sam2_variants
 from exporter.export.current import ensure_export
 from exporter.precision import parse_precisions
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     ap.add_argument("--no-docs", action="store_true", help="print the table, do not write it into the docs")
     args = ap.parse_args(argv)
-    variants = [resolve(v) for v in args.variant] if args.variant else all_variants()
+    variants = [resolve(v) for v in args.variant] if args.variant else sam2_variants()
     default, per_variant = "fp32,fp16,int8", {}
     for item in args.precision:
         name, sep, value = item.rpartition("=")

@@ -58,6 +58,17 @@ def _onnxruntime(job: dict, image: np.ndarray):
     from ..runtime.sessions import load_sessions
 
     sessions = load_sessions(Path(job["model_dir"]), job["precision"], ["CPUExecutionProvider"], job["threads"])
+    if sessions.profile.family == "sam1":  # SamOnnxModel: the click and SamPredictor's padding point
+        (embeddings,) = sessions.encoder.run(None, {"input_image": image})
+        feed = {
+            "image_embeddings": embeddings,
+            "point_coords": np.array([[CLICK_1024, (0.0, 0.0)]], np.float32),
+            "point_labels": np.array([[C.LABEL_FG, C.LABEL_PAD]], np.float32),
+            "mask_input": np.zeros((1, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32),
+            "has_mask_input": np.zeros(1, np.float32),
+            C.ORIG_SIZE: np.array([C.IMAGE_SIZE, C.IMAGE_SIZE], np.float32),
+        }
+        return (lambda: sessions.encoder.run(None, {"input_image": image}), lambda: sessions.decoder.run(None, feed))
     enc_in = C.ENCODER_INPUTS[0].name
     names = C.names(C.ENCODER_OUTPUTS)
     feats = dict(zip(names, sessions.encoder.run(None, {enc_in: image})))
@@ -88,6 +99,8 @@ def _torch(job: dict, image: np.ndarray):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = random_model(resolve(job["variant"]), 0)[0].eval()
+    if resolve(job["variant"]).is_sam1:
+        return _torch_sam1(model, torch.from_numpy(image))
     encoder = ImageEncoder(model)  # forward_image + _prepare_backbone_features + no_mem_embed, as set_image
     x = torch.from_numpy(image)
     with torch.inference_mode():
@@ -108,6 +121,31 @@ def _torch(job: dict, image: np.ndarray):
         )
 
     return torch.inference_mode()(lambda: encoder(x)), decode
+
+
+def _torch_sam1(model, x):
+    """SamPredictor's model calls: ``set_torch_image``'s encoder, and ``predict_torch``'s prompt
+    encoder, mask decoder and ``postprocess_masks`` (the exported decoder upsamples in its graph)."""
+    import torch
+
+    with torch.inference_mode():
+        embeddings = model.image_encoder(x)
+    points = (torch.tensor([[CLICK_1024]]), torch.tensor([[1]], dtype=torch.int))
+
+    @torch.inference_mode()
+    def decode():
+        sparse, dense = model.prompt_encoder(points=points, boxes=None, masks=None)
+        low_res, scores = model.mask_decoder(
+            image_embeddings=embeddings,
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+        size = (x.shape[-2], x.shape[-1])
+        return model.postprocess_masks(low_res, size, size), scores
+
+    return torch.inference_mode()(lambda: model.image_encoder(x)), decode
 
 
 def run(job: dict) -> dict:

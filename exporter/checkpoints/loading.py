@@ -1,10 +1,11 @@
-"""Load official SAM 2 checkpoints strictly, detect which variant a file is, make random weights.
+"""Load official checkpoints strictly, detect which variant a file is, make random weights.
 
-Official checkpoints are ``torch.save({"model": state_dict})`` zip files. They are read with
+Official SAM 2 checkpoints are ``torch.save({"model": state_dict})`` zip files; SAM 1's are
+``torch.save(state_dict)``. Both are read with
 ``torch.load(weights_only=True)`` so a pickle that would run code is refused, and every key and
 shape must match the requested variant exactly (no silent partial loads). When they do not, the
-file's real variant is named, detected from its tensor shapes: trunk width, trunk depth and the
-keys only SAM 2.1 has.
+file's real variant is named, detected from its tensor shapes: trunk (ViT) width and depth, and
+the keys only SAM 2.1 has.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..core.variants import Variant, all_variants
 # Keys that exist only in SAM 2.1 models (added with the 2.1 release's object-pointer changes).
 _SAM21_ONLY = "no_obj_embed_spatial"
 _PATCH = "image_encoder.trunk.patch_embed.proj.weight"  # [embed_dim, 3, 7, 7]
+_SAM1_PATCH = "image_encoder.patch_embed.proj.weight"  # SAM 1's ViT: [embed_dim, 3, 16, 16]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -119,11 +121,14 @@ def _read(path: Path) -> dict:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises many types here; all mean "not a checkpoint"
         raise CheckpointError(_describe_load_failure(path, exc)) from exc
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        # SAM 1's official format: the state dict itself (a random-weights mark is a zip record)
+        obj = {"model": obj} | ({RANDOM_MARK: seed} if (seed := _zip_mark(path)) is not None else {})
     if not isinstance(obj, dict) or "model" not in obj:
         got = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(
-            f"{path}: not an official SAM 2 checkpoint: expected a dict with key "
-            f"'model' holding the state dict, got {got}"
+            f"{path}: not an official SAM checkpoint: expected a state dict (SAM 1) or a dict with "
+            f"key 'model' holding one (SAM 2), got {got}"
         )
     sd = obj["model"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -138,6 +143,33 @@ def _hiera_defaults() -> dict:
     return {"embed_dim": params["embed_dim"].default, "stages": params["stages"].default}
 
 
+def _zip_mark(path: Path) -> int | None:
+    """The random-weights seed recorded beside a SAM 1 state dict (see save_checkpoint), or None."""
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as z:
+        record = next((n for n in z.namelist() if n.endswith("/" + RANDOM_MARK)), None)
+        return int(z.read(record)) if record else None
+
+
+def _variant_fingerprint(variant: Variant) -> tuple:
+    """What :func:`_state_dict_fingerprint` gives for ``variant``'s own architecture."""
+    if variant.is_sam1:
+        return _sam1_fingerprint(variant.sam1_model)
+    return ("sam2", *_config_fingerprint(variant.sam2_config))
+
+
+@cache
+def _sam1_fingerprint(sam1_model: str) -> tuple:
+    from segment_anything import sam_model_registry
+
+    # segment_anything builds each size from constants in code: build it on the meta device
+    # (no memory, no init) and read the shapes back
+    with torch.device("meta"):
+        sd = sam_model_registry[sam1_model](checkpoint=None).state_dict()
+    return _state_dict_fingerprint(sd)
+
+
 @cache
 def _config_fingerprint(sam2_config: str) -> tuple[int, int, bool]:
     """(trunk embed_dim, trunk blocks, is SAM 2.1) read from a sam2 hydra config."""
@@ -149,24 +181,32 @@ def _config_fingerprint(sam2_config: str) -> tuple[int, int, bool]:
     return int(trunk["embed_dim"]), int(sum(trunk["stages"])), bool(model_cfg.get(_SAM21_ONLY, False))
 
 
-def _state_dict_fingerprint(sd: StateDict) -> tuple[int, int, bool] | None:
+def _state_dict_fingerprint(sd: StateDict) -> tuple | None:
+    """("sam2", trunk width, trunk blocks, is SAM 2.1) or ("sam1", ViT width, ViT blocks), or None."""
+    if _SAM1_PATCH in sd:
+        blocks = {k.split(".")[2] for k in sd if k.startswith("image_encoder.blocks.")}
+        return "sam1", int(sd[_SAM1_PATCH].shape[0]), len(blocks)
     if _PATCH not in sd:
         return None
     blocks = {k.split(".")[3] for k in sd if k.startswith("image_encoder.trunk.blocks.")}
-    return int(sd[_PATCH].shape[0]), len(blocks), _SAM21_ONLY in sd
+    return "sam2", int(sd[_PATCH].shape[0]), len(blocks), _SAM21_ONLY in sd
 
 
 def detect_variant(sd: StateDict) -> Variant | None:
     """The variant whose architecture the state dict's shapes describe, or None."""
     fp = _state_dict_fingerprint(sd)
-    for variant in all_variants():
-        if fp is not None and _config_fingerprint(variant.sam2_config) == fp:
-            return variant
-    return None
+    if fp is None:
+        return None
+    return next((v for v in all_variants() if _variant_fingerprint(v) == fp), None)
 
 
 def build_model(variant: Variant) -> torch.nn.Module:
-    """The official SAM2Base for ``variant`` on CPU in eval mode, default (unseeded) init."""
+    """The official model for ``variant`` (SAM2Base, or SAM 1's Sam) on CPU in eval mode,
+    default (unseeded) init."""
+    if variant.is_sam1:
+        from segment_anything import sam_model_registry
+
+        return sam_model_registry[variant.sam1_model](checkpoint=None).eval()
     from sam2.build_sam import build_sam2
 
     return build_sam2(variant.sam2_config, None, device="cpu", mode="eval")
@@ -189,16 +229,18 @@ def _mismatch_summary(model_sd: StateDict, sd: StateDict) -> str:
     return ", ".join(parts)
 
 
+def _refuse_other_variant(sd: StateDict, variant: Variant, origin: str) -> None:
+    """CheckpointError naming the variant ``sd`` really is, if it is a known other one."""
+    actual = detect_variant(sd)
+    if actual is not None and actual.name != variant.name:
+        raise CheckpointError(f"{origin} is a {actual.name} checkpoint, not {variant.name}; use variant {actual.name}")
+
+
 def load_into(model: torch.nn.Module, variant: Variant, sd: StateDict, origin: str) -> None:
     """Strictly load ``sd`` into ``model``; on mismatch name the variant the weights really are."""
-    model_sd = model.state_dict()
-    summary = _mismatch_summary(model_sd, sd)
+    summary = _mismatch_summary(model.state_dict(), sd)
     if summary:
-        actual = detect_variant(sd)
-        if actual is not None and actual.name != variant.name:
-            raise CheckpointError(
-                f"{origin} is a {actual.name} checkpoint, not {variant.name}; use variant {actual.name}"
-            )
+        _refuse_other_variant(sd, variant, origin)
         raise CheckpointError(f"{origin} does not match {variant.name}: {summary}")
     model.load_state_dict(sd, strict=True)
 
@@ -207,6 +249,7 @@ def load_checkpoint(variant: Variant, path: Path) -> tuple[torch.nn.Module, Weig
     """Build ``variant`` and load the official checkpoint at ``path`` into it, strictly."""
     obj = _read(path)
     sd, seed = obj["model"], obj.get(RANDOM_MARK)
+    _refuse_other_variant(sd, variant, str(path))  # before building a model of the wrong size
     model = build_model(variant)
     load_into(model, variant, sd, str(path))
     return model, WeightsSource(
@@ -219,7 +262,7 @@ def load_checkpoint(variant: Variant, path: Path) -> tuple[torch.nn.Module, Weig
 
 
 def random_model(variant: Variant, seed: int = 0) -> tuple[torch.nn.Module, WeightsSource]:
-    """``variant`` with sam2's own initialisation under ``torch.manual_seed(seed)``.
+    """``variant`` with its package's own initialisation under ``torch.manual_seed(seed)``.
 
     The global RNG is forked so callers' random state is untouched; the same seed gives the
     same weights (same state_dict_digest) in any process on CPU.
@@ -243,9 +286,18 @@ def save_checkpoint(model: torch.nn.Module, path: Path, force: bool = False, ran
     # the final name (inside a hidden temp dir): same weights -> byte-identical file.
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        extra = {} if random_seed is None else {RANDOM_MARK: int(random_seed)}
-        torch.save({"model": model.state_dict(), **extra}, tmp_dir / path.name)
-        os.replace(tmp_dir / path.name, path)
+        tmp = tmp_dir / path.name
+        if hasattr(model, "image_encoder") and not hasattr(model.image_encoder, "trunk"):
+            # SAM 1's format is the bare state dict, which its loader reads strictly: a mark
+            # goes into a record of the zip archive that torch.load does not read
+            torch.save(model.state_dict(), tmp)
+            if random_seed is not None:
+                with zipfile.ZipFile(tmp, "a") as z:
+                    z.writestr(f"{path.stem}/{RANDOM_MARK}", str(int(random_seed)))
+        else:
+            extra = {} if random_seed is None else {RANDOM_MARK: int(random_seed)}
+            torch.save({"model": model.state_dict(), **extra}, tmp)
+        os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return sha256_file(path)

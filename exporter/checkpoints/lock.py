@@ -27,7 +27,7 @@ from ..core.errors import LockError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 HEADER = """\
-# Official SAM 2 / SAM 2.1 checkpoints: URL, file name, size in bytes and sha256 per variant.
+# Official SAM 1, SAM 2 and SAM 2.1 checkpoints: URL, file name, size in bytes and sha256 per variant.
 # bytes = 0 and sha256 = "" mean "not pinned yet": `sam2-onnx fetch VARIANT --pin` downloads
 # the file and records what it got here; an unpinned entry is refused without --pin.
 # Written by exporter/checkpoints/lock.py (canonical form); edit values, keep the layout.

@@ -77,6 +77,11 @@ def reference_runs(
     and named as ``profile`` declares them (in calls of its static shapes, if it has them)."""
     from PIL import Image
 
+    if profile.family == "sam1":
+        from .sam1_inputs import sam1_reference_runs
+
+        return sam1_reference_runs(encoder, decoder, SAMPLE_PHOTO)
+
     with Image.open(SAMPLE_PHOTO) as im:
         orig_hw = (im.height, im.width)
     enc_feeds = [{profile.encoder_inputs[0].name: encoder_feed()["image"]}]

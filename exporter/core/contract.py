@@ -4,7 +4,8 @@ Export, manifest, runtime, tests and docs (README.md, docs/io-contract.md) all r
 Standard library only, so the torch-free runtime can import it. The default profile is compatible
 with samexporter / NimbusImage consumers: names, order, dtypes and shapes below must not change.
 The other profiles (``PROFILES``) are other consumers' contracts, read from their source: CVAT's
-SAM 2 plugin and onnxruntime's own SAM 2 tool.
+SAM 2 plugin and onnxruntime's own SAM 2 tool; SAM 1 graphs follow segment_anything's own ONNX
+export (``SamOnnxModel``), the contract of the apps that ship SAM 1.
 
 Symbolic dims: ``B`` images per encoder call, ``L`` prompts per decoder call, ``N`` points per
 prompt (boxes are two corner points, labels 2 and 3; shorter prompts are padded with label -1).
@@ -123,6 +124,7 @@ class Profile:
     masks: str = "low_res_logits"
     multimask: bool = True
     static: tuple[int, int] | None = None  # (L, N) of a fixed-shape export (with_static_shapes)
+    family: str = "sam2"  # the model family whose graphs these are ("sam2" covers SAM 2.1; "sam1")
 
     def graphs(self) -> dict[str, tuple[str, tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
         """``{role: (fp32 file, inputs, outputs)}`` for the encoder and decoder."""
@@ -140,6 +142,7 @@ class Profile:
         """What the manifest records about the profile besides its tensors."""
         record = {
             "name": self.name,
+            **({"family": self.family} if self.family != "sam2" else {}),  # SAM 2 manifests keep their keys
             "consumer": self.consumer,
             "coords": self.coords,
             "masks": self.masks,
@@ -181,8 +184,8 @@ class Profile:
 
     @property
     def folder_suffix(self) -> str:
-        """What the export folder's name gets after the variant's: "" for the default profile."""
-        parts = ([] if self.name == DEFAULT_PROFILE else [self.name]) + (
+        """What the export folder's name gets after the variant's: "" for the family's default profile."""
+        parts = ([] if self.name in (DEFAULT_PROFILE, SAM1.name) else [self.name]) + (
             [f"static-{self.static[0]}x{self.static[1]}"] if self.static else []
         )
         return "".join(f"-{p}" for p in parts)
@@ -268,16 +271,68 @@ ONNXRUNTIME = Profile(
     multimask=False,
 )
 
-PROFILES = {p.name: p for p in (SAMEXPORTER, CVAT, ONNXRUNTIME)}
+# SAM 1: segment_anything's SamOnnxModel (utils/onnx.py) and the encoder input SamPredictor makes.
+SAM1_PIXEL_MEAN = (123.675, 116.28, 103.53)  # Sam.pixel_mean / pixel_std, on 0..255 pixels
+SAM1_PIXEL_STD = (58.395, 57.12, 57.375)
+SAM1_MASKS = 4  # SamOnnxModel without return_single_mask: every token's mask, token 0 first
+
+SAM1 = Profile(
+    "sam1",
+    "segment_anything's ONNX export (SamOnnxModel) and the apps built on it, e.g. NimbusImage's SAM 1",
+    (
+        TensorSpec(
+            "input_image",
+            "float32",
+            (1, 3, IMAGE_SIZE, IMAGE_SIZE),
+            "RGB resized to longest side 1024 (PIL bilinear), (x - mean) / std on 0..255, zero-padded bottom/right",
+        ),
+    ),
+    (TensorSpec("image_embeddings", "float32", (1, 256, 64, 64), "ViT features after the neck"),),
+    (
+        TensorSpec("image_embeddings", "float32", (1, 256, 64, 64), "from encoder"),
+        TensorSpec(
+            "point_coords",
+            "float32",
+            ("L", "N", 2),
+            "x,y times new size / original size (longest side 1024); a padding point (0,0) label -1 without a box",
+        ),
+        TensorSpec("point_labels", "float32", ("L", "N"), DECODER_INPUTS[4].meaning),
+        TensorSpec("mask_input", "float32", (1, 1, LOW_RES_SIZE, LOW_RES_SIZE), "previous low_res_masks, or zeros"),
+        TensorSpec("has_mask_input", "float32", (1,), "1 if mask_input is used, else 0"),
+        TensorSpec(ORIG_SIZE, "float32", (2,), "original image height, width", ORIG_SIZE),
+    ),
+    (
+        TensorSpec("masks", "float32", ("L", SAM1_MASKS, "H", "W"), "mask logits at the original size, tokens 0..3"),
+        TensorSpec("iou_predictions", "float32", ("L", SAM1_MASKS), "predicted IoU per mask"),
+        TensorSpec("low_res_masks", "float32", ("L", SAM1_MASKS, LOW_RES_SIZE, LOW_RES_SIZE), "low-res logits"),
+    ),
+    coords="longest_side",
+    masks="original_logits",
+    family="sam1",
+)
+
+PROFILES = {p.name: p for p in (SAMEXPORTER, CVAT, ONNXRUNTIME, SAM1)}
 DEFAULT_PROFILE = SAMEXPORTER.name
+FAMILY_DEFAULTS = {"sam2": SAMEXPORTER.name, "sam2.1": SAMEXPORTER.name, "sam1": SAM1.name}
 
 
-def profile(name: str | None) -> Profile:
-    """The profile called ``name`` (None: the default); an unknown name raises InputError."""
-    name = DEFAULT_PROFILE if name is None else name
+def default_profile(family: str) -> Profile:
+    """The profile a variant of ``family`` is exported with unless another is asked for."""
+    return PROFILES[FAMILY_DEFAULTS[family]]
+
+
+def profile(name: str | None, family: str = "sam2") -> Profile:
+    """The profile called ``name`` (None: the family's default); InputError for an unknown name
+    or one of another model family's graphs."""
+    if name is None:
+        return default_profile(family)
     if name not in PROFILES:
         raise InputError(f"unknown I/O profile {name!r}; known: {', '.join(PROFILES)}")
-    return PROFILES[name]
+    found = PROFILES[name]
+    if found.family != ("sam1" if family == "sam1" else "sam2"):
+        fits = [p for p, v in PROFILES.items() if (v.family == "sam1") == (family == "sam1")]
+        raise InputError(f"--profile {name} is for {found.family} models, not {family}; use {' or '.join(fits)}")
+    return found
 
 
 def parse_static_shapes(text: str) -> tuple[int, int]:

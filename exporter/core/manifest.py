@@ -71,8 +71,28 @@ def manifest_profile(manifest: dict) -> C.Profile:
         raise ManifestError(f"manifest's static_shapes {static!r} are unusable: {exc}") from None
 
 
-def preprocessing() -> dict:
-    """What a consumer must do around the graphs to reproduce SAM2ImagePredictor."""
+def preprocessing(profile: C.Profile = C.SAMEXPORTER) -> dict:
+    """What a consumer must do around the graphs to reproduce the official predictor
+    (SAM2ImagePredictor, or SAM 1's SamPredictor for a SAM 1 profile)."""
+    if profile.family == "sam1":
+        return {
+            "image_size": C.IMAGE_SIZE,
+            "steps": [  # ResizeLongestSide, then Sam.preprocess
+                "RGB uint8 HxWx3 resized so that its longest side is image_size (PIL bilinear on uint8; "
+                "new side = int(side * image_size / max(H, W) + 0.5))",
+                "float32, subtract pixel_mean, divide by pixel_std (per channel, 0..255 scale)",
+                "zero-pad at the bottom and right to image_size x image_size",
+            ],
+            "pixel_mean": list(C.SAM1_PIXEL_MEAN),
+            "pixel_std": list(C.SAM1_PIXEL_STD),
+            "point_coords": "pixel x,y times (new width / width, new height / height)",
+            "boxes": "x0,y0,x1,y1 as two points labelled 2 and 3, after the other points",
+            "padding_label": C.LABEL_PAD,
+            "padding_point": "without a box, append (0, 0) with label -1 (SamPredictor does)",
+            "low_res_size": C.LOW_RES_SIZE,
+            "upsample": "in the graph: masks are logits at orig_im_size",
+            "mask_threshold": C.MASK_THRESHOLD,
+        }
     return {
         "image_size": C.IMAGE_SIZE,
         "steps": [  # SAM2Transforms, in this order
@@ -92,8 +112,14 @@ def preprocessing() -> dict:
     }
 
 
-def single_mask() -> dict:
+def single_mask(profile: C.Profile = C.SAMEXPORTER) -> dict:
     """How multimask_output=False is served (documented in docs/io-contract.md as well)."""
+    if profile.family == "sam1":
+        return {
+            "outputs": ["masks", "iou_predictions", "low_res_masks"],
+            "rule": f"the graph returns all {C.SAM1_MASKS} tokens' masks; multimask_output=True is tokens "
+            "1..3 and False is token 0, as SamPredictor selects them",
+        }
     return {
         "outputs": [s.name for s in C.DECODER_OUTPUTS[2:]],
         "rule": "token 0's mask unless its stability score (IoU of the masks thresholded at "

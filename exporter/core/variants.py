@@ -1,7 +1,8 @@
 """Variant registry: ``configs/defaults.yaml`` plus one short YAML per variant under ``configs/``.
 
-A variant is a SAM 2 / SAM 2.1 model size (``sam2.1_hiera_tiny`` ...). Its YAML names the
-official sam2 model config and checkpoint and holds what differs from the defaults; merged over
+A variant is a SAM 2 / SAM 2.1 model size (``sam2.1_hiera_tiny`` ...) or a SAM 1 one
+(``sam_vit_b`` ...). Its YAML names the official model (a sam2 hydra config, or a
+segment_anything ``sam_model_registry`` key) and checkpoint and holds what differs from the defaults; merged over
 them it gives the export opset, parity tolerances and quantization settings, which every other
 module reads from the :class:`Variant` built here. Image and feature sizes are the contract's.
 The short aliases ``tiny | small | base_plus | large`` resolve to the SAM 2.1 variants.
@@ -23,7 +24,10 @@ from .errors import ConfigError
 
 CONFIGS_ENV = "SAM2_ONNX_CONFIGS"
 DEFAULTS_FILE = "defaults.yaml"
-_IDENTITY = ("name", "family", "size", "sam2_config", "checkpoint", "parameters")  # per variant only
+_IDENTITY = ("name", "family", "size", "checkpoint", "parameters")  # per variant only
+# the key naming the official model, per family: a sam2 hydra config or a sam_model_registry key
+MODEL_KEYS = {"sam1": "sam1_model", "sam2": "sam2_config", "sam2.1": "sam2_config"}
+SAM1 = "sam1"
 _SHARED = ("opset", "parity", "quantization")  # defaults, overridable
 _OPTIONAL = ("aliases", "description")
 
@@ -33,16 +37,26 @@ class Variant:
     """One model variant as declared in ``configs/<name>.yaml``."""
 
     name: str  # e.g. "sam2.1_hiera_tiny"
-    family: str  # "sam2" or "sam2.1"
-    size: str  # "tiny" | "small" | "base_plus" | "large"
-    sam2_config: str  # hydra config inside the sam2 package
+    family: str  # "sam1", "sam2" or "sam2.1"
+    size: str  # "tiny" | "small" | "base_plus" | "large"; SAM 1: "vit_b" | "vit_l" | "vit_h"
     checkpoint: str  # key of this variant in checkpoints.lock
     parameters: int  # number of nn.Parameter elements of the built model
     opset: int  # default ONNX opset for export
     parity: dict[str, dict[str, float]]  # precision -> metric -> threshold
     quantization: dict[str, Any]  # precision -> settings
+    sam2_config: str = ""  # SAM 2 / 2.1: hydra config inside the sam2 package
+    sam1_model: str = ""  # SAM 1: key of segment_anything's sam_model_registry
     aliases: tuple[str, ...] = field(default=())
     source: Path | None = None  # the YAML it came from
+
+    @property
+    def is_sam1(self) -> bool:
+        return self.family == SAM1
+
+    @property
+    def io_profile(self) -> C.Profile:
+        """The family's default I/O profile (``core/contract.py``)."""
+        return C.default_profile(self.family)
 
     @property
     def image_size(self) -> int:
@@ -51,8 +65,8 @@ class Variant:
 
     @property
     def features(self) -> dict[str, tuple[int, ...]]:
-        """Encoder output name -> [C, H, W] per image (the contract's)."""
-        return {s.name: tuple(s.shape[1:]) for s in C.ENCODER_OUTPUTS}
+        """Encoder output name -> [C, H, W] per image (the family's contract)."""
+        return {s.name: tuple(s.shape[1:]) for s in self.io_profile.encoder_outputs}
 
 
 def configs_dir() -> Path:
@@ -88,10 +102,14 @@ def _merge(defaults: dict, override: dict, path: Path, where: str = "") -> dict:
 
 def _parse(path: Path, defaults: dict) -> Variant:
     raw = _load(path)
-    missing = [k for k in _IDENTITY if k not in raw]
+    family = str(raw.get("family"))
+    if "family" in raw and family not in MODEL_KEYS:
+        raise ConfigError(f"{path}: unknown family {family!r}; known: {', '.join(MODEL_KEYS)}")
+    identity = _IDENTITY + ((MODEL_KEYS[family],) if family in MODEL_KEYS else ())
+    missing = [k for k in identity if k not in raw]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)}")
-    unknown = sorted(set(raw) - set(_IDENTITY) - set(_SHARED) - set(_OPTIONAL))
+    unknown = sorted(set(raw) - set(identity) - set(_SHARED) - set(_OPTIONAL))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
     if raw["name"] != path.stem:
@@ -102,14 +120,14 @@ def _parse(path: Path, defaults: dict) -> Variant:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)} (neither here nor in {DEFAULTS_FILE})")
     return Variant(
         name=raw["name"],
-        family=str(raw["family"]),
+        family=family,
         size=raw["size"],
-        sam2_config=raw["sam2_config"],
         checkpoint=raw["checkpoint"],
         parameters=int(raw["parameters"]),
         opset=int(shared["opset"]),
         parity=shared["parity"],
         quantization=shared["quantization"],
+        **{MODEL_KEYS[family]: str(raw[MODEL_KEYS[family]])},
         aliases=tuple(raw.get("aliases") or ()),
         source=path,
     )
@@ -128,10 +146,16 @@ def _registry(directory: Path) -> dict[str, Variant]:
     return {v.name: v for v in (_parse(f, defaults) for f in files)}
 
 
-def all_variants() -> list[Variant]:
-    """Every declared variant, SAM 2 first then SAM 2.1, small to large as in the YAMLs."""
-    order = {"tiny": 0, "small": 1, "base_plus": 2, "large": 3}
-    return sorted(_registry(configs_dir()).values(), key=lambda v: (v.family, order.get(v.size, 9)))
+def all_variants(sam1: bool = True) -> list[Variant]:
+    """Every declared variant, SAM 1 (unless not ``sam1``), SAM 2, SAM 2.1, small to large."""
+    order = {"tiny": 0, "small": 1, "base_plus": 2, "large": 3, "vit_b": 0, "vit_l": 1, "vit_h": 2}
+    variants = sorted(_registry(configs_dir()).values(), key=lambda v: (v.family, order.get(v.size, 9)))
+    return [v for v in variants if sam1 or not v.is_sam1]
+
+
+def sam2_variants() -> list[Variant]:
+    """The SAM 2 and SAM 2.1 variants (what code built on the sam2 package iterates)."""
+    return all_variants(sam1=False)
 
 
 def resolve(name: str) -> Variant:

@@ -45,19 +45,21 @@ def trace(module, args: tuple, path: Path, role: str, opset: int, profile: C.Pro
             do_constant_folding=True,
             dynamo=False,
         )
-    if profile.static:
+    if profile.static or profile.family == "sam1":
         _fix_output_dims(path, outputs)
 
 
 def _fix_output_dims(path: Path, outputs) -> None:
-    """Write a static profile's output dims into the traced file: the tracer names every
-    reshaped output dim symbolically even when all inputs are fixed (checked by strict shape
-    inference in :func:`check`)."""
+    """Write the contract's fixed output dims into the traced file: the tracer names every
+    reshaped output dim symbolically even when all inputs are fixed (a static profile), and
+    SamOnnxModel's token axis comes out of a Resize unnamed (checked by strict shape inference
+    in :func:`check`). Symbolic dims keep the tracer's names."""
     model = onnx.load(str(path))
     for value, spec in zip(model.graph.output, outputs):
         for dim, size in zip(value.type.tensor_type.shape.dim, spec.shape):
-            dim.Clear()
-            dim.dim_value = size
+            if not isinstance(size, str):
+                dim.Clear()
+                dim.dim_value = size
     onnx.save(model, str(path))
 
 

@@ -1,4 +1,4 @@
-"""Export one SAM 2 variant: load -> trace -> check -> simplify (verified) -> stamp -> publish.
+"""Export one SAM 2 or SAM 1 variant: load -> trace -> check -> simplify (verified) -> stamp -> publish.
 
 ``export_variant`` writes ``<out>/<variant name>/`` (``<variant name>-<profile>/`` for another
 consumer's I/O profile) with ``encoder.onnx``, ``decoder.onnx``, the
@@ -40,6 +40,12 @@ from .current import quantization_settings
 MIN_OPSET = 16  # the oldest opset this toolkit supports and tests
 MAX_OPSET = 20  # the newest the TorchScript exporter of torch 2.14 can emit
 EXPORTER = "torch.onnx.export, TorchScript tracer (dynamo=False)"
+PROTOBUF_LIMIT = 2**31  # bytes: one .onnx file (a protobuf message) holds at most this
+
+
+def fits_one_file(variant: Variant) -> bool:
+    """Whether the variant's fp32 weights fit one .onnx file (ViT-H's 2.56 GB do not)."""
+    return 4 * variant.parameters < PROTOBUF_LIMIT
 
 
 @dataclass
@@ -116,8 +122,17 @@ def export_variant(
         raise ExportError("give exactly one of a checkpoint or random weights with a seed")
     opset = check_opset(variant.opset if opset is None else opset)
     precisions = parse_precisions(",".join(precisions))
-    io = C.profile(profile)
-    if io.name != C.DEFAULT_PROFILE and precisions != ["fp32"]:
+    io = C.profile(profile, variant.family)
+    if not fits_one_file(variant):  # refused at once, not after minutes of tracing
+        raise ExportError(
+            f"{variant.name}: {4 * variant.parameters / 1e9:.2f} GB of fp32 weights is over protobuf's 2 GB "
+            "limit for one .onnx file, and external-data export is not supported yet"
+        )
+    if variant.is_sam1 and precisions != ["fp32"]:
+        raise InputError(f"{variant.name}: SAM 1 variants export fp32 graphs only (FP16 / INT8: SAM 2 variants)")
+    if variant.is_sam1 and static_shapes is not None:
+        raise InputError(f"{variant.name}: --static-shapes is for SAM 2 variants; SAM 1 exports dynamic shapes")
+    if io.name != C.DEFAULT_PROFILE and not variant.is_sam1 and precisions != ["fp32"]:
         raise InputError(
             f"--profile {io.name} exports fp32 graphs only; FP16 / INT8 files follow the {C.DEFAULT_PROFILE} profile"
         )
@@ -135,7 +150,7 @@ def export_variant(
         raise CheckpointError(f"{checkpoint}: no such file")
     weights_text = f"checkpoint {Path(checkpoint).name}" if checkpoint else f"random weights, seed {seed}"
     if stream is not None:
-        profile_text = "" if io.name == C.DEFAULT_PROFILE else f", {io.name} I/O profile"
+        profile_text = "" if io.name == variant.io_profile.name else f", {io.name} I/O profile"
         profile_text += f", static shapes L={io.static[0]} N={io.static[1]}" if io.static else ""
         stream.write(f"export {variant.name} ({weights_text}, opset {opset}{profile_text}) -> {final}\n")
     # load, trace, check, stamp, stamp + manifest, publish; a reference run and two simplify steps;
@@ -169,18 +184,37 @@ def _export_into(
     io: C.Profile,
     progress,
 ) -> None:
-    import torch
-
     from ..checkpoints.loading import load_checkpoint, random_model
-    from ..wrappers import ImageEncoder, ProfileDecoder, PromptDecoder
-    from ..wrappers.fast_forms import FORM_NAMES, fast_forms
-    from ..wrappers.mobile_forms import mobile_forms
 
     raw = {role: staging / f"{role}.traced.onnx" for role in M.GRAPHS}
     with progress.step("load weights") as s:
         model, source = load_checkpoint(variant, checkpoint) if checkpoint else random_model(variant, seed)
         s["detail"] = f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
     weights = _weights_record(source)
+    # handed over in a list that the tracer empties, so the model is freed once traced
+    held = [model]
+    del model
+    if variant.is_sam1:
+        _trace_sam1(held, raw, opset, io, progress)
+    else:
+        _trace_sam2(held, raw, opset, io, fast, progress)
+    gc.collect()
+    with progress.step("check graphs") as s:
+        for path in raw.values():
+            G.check(path)
+        s["detail"] = "strict shape inference + full checker"
+    _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, calibration_images, io, progress)
+
+
+def _trace_sam2(held: list, raw: dict, opset: int, io: C.Profile, fast: bool, progress) -> None:
+    """SAM 2's encoder and the profile's decoder (wrappers/encoder.py, decoder.py, profiles.py)."""
+    import torch
+
+    from ..wrappers import ImageEncoder, ProfileDecoder, PromptDecoder
+    from ..wrappers.fast_forms import fast_forms
+    from ..wrappers.mobile_forms import mobile_forms
+
+    model = held.pop()
     with progress.step("trace encoder + decoder") as s:
         # static exports: the decoder's branches as arithmetic NNAPI takes (wrappers/mobile_forms.py)
         with fast_forms(model, fast) as swapped, mobile_forms(model, bool(io.static)) as mobile:
@@ -202,16 +236,48 @@ def _export_into(
         s["detail"] += f", {mobile} in mobile form" if mobile else ""
         del model, args, decoder  # after the forms are undone: they hold the model's modules until then
         gc.collect()
-    with progress.step("check graphs") as s:
-        for path in raw.values():
-            G.check(path)
-        s["detail"] = "strict shape inference + full checker"
+
+
+def _trace_sam1(held: list, raw: dict, opset: int, io: C.Profile, progress) -> None:
+    """SAM 1's ViT encoder and segment_anything's own ONNX decoder (wrappers/sam1.py)."""
+    import torch
+
+    from ..checks.sam1_inputs import sam1_encoder_feed
+    from ..wrappers.sam1 import Sam1Encoder, sam1_decoder
+
+    model = held.pop()
+    with progress.step("trace encoder + decoder") as s:
+        feed, _ = sam1_encoder_feed(SAMPLE_PHOTO)
+        G.trace(
+            Sam1Encoder(model).eval(), (torch.from_numpy(feed["input_image"]),), raw["encoder"], "encoder", opset, io
+        )
+        del feed
+        # L=2, N=3 and a non-square original size, so that no dynamic dim is traced as a constant
+        gen = torch.Generator().manual_seed(0)
+        args = (
+            torch.zeros(1, 256, 64, 64),
+            torch.rand(2, 3, 2, generator=gen) * C.IMAGE_SIZE,
+            torch.tensor([[C.LABEL_FG, C.LABEL_BG, C.LABEL_PAD], [C.LABEL_BOX_TL, C.LABEL_BOX_BR, C.LABEL_FG]]).float(),
+            torch.zeros(1, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE),
+            torch.ones(1),
+            torch.tensor([300.0, 451.0]),
+        )
+        G.trace(sam1_decoder(model).eval(), args, raw["decoder"], "decoder", opset, io)
+        s["detail"] = "segment_anything's image encoder and SamOnnxModel"
+        del model, args
+
+
+def _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, calibration_images, io, progress):
+    """Reference run, simplification (verified), mobile rewrites, precisions, stamps, manifest."""
+    from ..wrappers.fast_forms import FORM_NAMES
+
     simplification = {role: {"status": "skipped", "detail": "--no-simplify"} for role in M.GRAPHS}
     rewrites = {}
     if simplify or io.static:
         with progress.step("reference run (onnxruntime)") as s:
             runs = reference_runs(raw["encoder"], raw["decoder"], io)
-            s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, 5 prompts"
+            labels = io.spec("decoder", "point_labels").name
+            s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, {sum(len(f[labels]) for f in runs['decoder'][0])} prompts"
     for role in M.GRAPHS if simplify else ():
         with progress.step(f"simplify {role}") as s:
             simplification[role] = rec = G.simplify_verified(
@@ -256,7 +322,7 @@ def _export_into(
                 weights,
                 opset,
                 simplify,
-                list(FORM_NAMES) if fast else [],
+                list(FORM_NAMES) if fast and not variant.is_sam1 else [],
                 precisions,
                 files,
                 simplification,
@@ -374,10 +440,17 @@ def _manifest(
             "name": variant.name,
             "family": variant.family,
             "size": variant.size,
-            "sam2_config": variant.sam2_config,
+            **({"sam1_model": variant.sam1_model} if variant.is_sam1 else {"sam2_config": variant.sam2_config}),
             "parameters": variant.parameters,
         },
-        "versions": M.package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime", "onnxsim")
+        "versions": M.package_versions(
+            "sam2-onnx-exporter",
+            "segment-anything" if variant.is_sam1 else "sam2",
+            "torch",
+            "onnx",
+            "onnxruntime",
+            "onnxsim",
+        )
         | {"python": platform.python_version()},
         "opset": opset,
         "exporter": EXPORTER,
@@ -385,8 +458,8 @@ def _manifest(
         "files": files,
         "profile": io.describe(),
         "io": M.io_spec(io),
-        "preprocessing": M.preprocessing(),
-        "single_mask": M.single_mask(),
+        "preprocessing": M.preprocessing(io),
+        "single_mask": M.single_mask(io),
         "options": {
             "opset": opset,
             "simplify": simplify,

@@ -32,6 +32,8 @@ from ..core.errors import ParityError, one_line
 from ..core.manifest import read_manifest
 from ..core.variants import resolve
 from ..runtime import SAM2OnnxPredictor
+from ..runtime.sam1_predictor import SAM1OnnxPredictor
+from ..runtime.sam1_transforms import preprocess as sam1_preprocess
 from ..runtime.transforms import preprocess
 from .automask import GATE_KEYS as AUTOMASK_GATES
 from .automask import PHOTOS as AUTOMASK_PHOTOS
@@ -39,6 +41,7 @@ from .automask import SETTINGS as AUTOMASK_SETTINGS
 from .automask import run_case as run_automask_case
 from .cases import KINDS, SAMPLES, load_images, padded, sample_image
 from .metrics import check, decoder_metrics, encoder_metrics, max_abs
+from .sam1_reference import Sam1Reference
 
 
 @dataclass
@@ -70,6 +73,7 @@ class ParityResult:
     sqnr: dict[str, list] = field(default_factory=dict)  # role -> per-layer rows (int8 only)
     machine: dict = field(default_factory=dict)  # where it ran: CPU, features, int8 kernel (core.cpu.machine)
     runtime: dict = field(default_factory=lambda: {"name": "python"})  # "ours": python, or web (+ browser, backend)
+    reference: str = "SAM2ImagePredictor"  # the official predictor "ours" is compared with
 
     @property
     def passed(self) -> bool:
@@ -111,9 +115,8 @@ class ParityResult:
 
 def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: int | None = None):
     """The official predictor with the artifacts' weights (from a checkpoint, a seed, or the
-    manifest's own random seed); refuses weights whose digest differs from the manifest's."""
-    from sam2.sam2_image_predictor import SAM2ImagePredictor
-
+    manifest's own random seed); refuses weights whose digest differs from the manifest's.
+    SAM 1 variants get ``SamPredictor`` behind the same API (parity/sam1_reference.py)."""
     from ..checkpoints.loading import load_checkpoint, random_model
 
     variant, recorded = resolve(manifest["variant"]["name"]), manifest["weights"]
@@ -132,10 +135,24 @@ def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: in
             f"were exported from {recorded['state_dict_sha256'][:12]}; parity against "
             "different weights is refused"
         )
+    if variant.is_sam1:
+        return Sam1Reference(model), source
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
     return SAM2ImagePredictor(model), source
 
 
+def _reference_input(ref, image: np.ndarray) -> np.ndarray:
+    """The official encoder input of ``image`` ([1, 3, 1024, 1024] float32)."""
+    if isinstance(ref, Sam1Reference):
+        return ref.input_tensor(image)
+    return ref._transforms(image.copy())[None].numpy()
+
+
 def _features(ref) -> dict[str, np.ndarray]:
+    """The official encoder outputs of the image set last, named as our encoder graph's."""
+    if isinstance(ref, Sam1Reference):
+        return ref.features()
     f = ref._features
     return {
         "high_res_feats_0": f["high_res_feats"][0].numpy(),
@@ -156,9 +173,10 @@ RUNTIMES = ("python", "web")
 
 
 def open_runtime(runtime: str, model_dir: Path, precision: str, stack: ExitStack):
-    """Our predictor for ``runtime``, closed with ``stack``."""
+    """Our predictor for ``runtime`` (the Python one by the folder's family), closed with ``stack``."""
     if runtime == "python":
-        return SAM2OnnxPredictor(model_dir, precision=precision)
+        sam1 = resolve(read_manifest(model_dir)["variant"]["name"]).is_sam1
+        return (SAM1OnnxPredictor if sam1 else SAM2OnnxPredictor)(model_dir, precision=precision)
     if runtime == "web":
         from ..web.predictor import BrowserPredictor
 
@@ -211,7 +229,8 @@ def run_parity(
             {"source": source.kind, "seed": source.seed, "state_dict_sha256": source.state_dict_sha256},
             dict(gates),
             machine=machine(),
-            runtime={"name": runtime} | (ours.backend if runtime == "web" else {}),
+            runtime={"name": runtime, "class": type(ours).__name__} | (ours.backend if runtime == "web" else {}),
+            reference="SamPredictor" if variant.is_sam1 else "SAM2ImagePredictor",
         )
         for name, image in pictures.items():
             h, w = image.shape[:2]
@@ -226,7 +245,9 @@ def run_parity(
                     f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n"
                 )
                 stream.flush()
-        if automask and runtime == "python" and all(k in gates for k in AUTOMASK_GATES):
+        if automask and variant.is_sam1 and stream is not None:
+            stream.write("  automatic mask generator: not measured for SAM 1 (ours runs on SAM 2 folders only)\n")
+        elif automask and runtime == "python" and all(k in gates for k in AUTOMASK_GATES):
             _automask_cases(result, ref, ours, gates, stream)
         files = ours.sessions.files if runtime == "python" else ours.files
         result.files = {
@@ -269,7 +290,7 @@ def _image_cases(
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref.set_image(image.copy())
-            return ref._transforms(image.copy())[None].numpy()
+            return _reference_input(ref, image)
 
     t0 = time.perf_counter()
     x_ref, error = _attempt("the official predictor", reference_image)
@@ -283,7 +304,12 @@ def _image_cases(
     metrics = {}
     if not problems:
         # the web runtime's embedding holds the page's own input tensor (its preprocessing is JavaScript)
-        ours_input = embedding.input if hasattr(embedding, "input") else preprocess(image)
+        if hasattr(embedding, "input"):
+            ours_input = embedding.input
+        elif isinstance(ref, Sam1Reference):
+            ours_input = sam1_preprocess(image)[0]
+        else:
+            ours_input = preprocess(image)
         metrics = {"preprocess_max_abs": max_abs(ours_input, x_ref), **encoder_metrics(on_ref_input, _features(ref))}
     failures = (problems + [f"prompt kinds not run ({', '.join(kinds)})"]) if problems else check(metrics, gates)
     result.cases.append(CaseResult(name, "encoder", metrics, failures, {"reference": t1 - t0, "ours": t2 - t1}))

@@ -55,6 +55,7 @@ def as_json(result: ParityResult) -> dict:
             "weights": result.weights,
             "machine": result.machine,
             "runtime": result.runtime,
+            "reference": result.reference,
             "weights_note": RANDOM_NOTE if random_seed(result.weights) is not None else None,
             "versions": package_versions("sam2-onnx-exporter", "sam2", "torch", "onnx", "onnxruntime"),
             "gates": result.gates,
@@ -145,7 +146,7 @@ def as_html(result: ParityResult, images: dict[str, np.ndarray]) -> str:
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px}} tr.bad{{background:#fdd}} figure{{display:inline-block;margin:8px}}
 figcaption{{font-size:12px}} img{{margin-right:4px;border:1px solid #999}} .verdict{{font-size:1.4em}}</style></head><body>
-<h1>Parity: {esc(result.variant)} ({result.precision}) vs official SAM2ImagePredictor</h1>
+<h1>Parity: {esc(result.variant)} ({result.precision}) vs official {esc(result.reference)}</h1>
 <p>Ours: {esc(runtime)}.</p>
 <p class="verdict">Verdict: <b>{verdict}</b> &mdash; {len(result.cases)} cases, {len(result.failures())} failures,
 {len(result.images)} images, {result.seconds:.0f} s, on {esc(cpu_short(result.machine)) if result.machine else "an unrecorded CPU"}
@@ -167,7 +168,7 @@ every pixel, which random-weight masks make fragile: their logits sit near 0 ove
 def _runtime_text(runtime: dict) -> str:
     """Which runtime was "ours", in words."""
     if runtime.get("name") != "web":
-        return "the Python runtime (SAM2OnnxPredictor, onnxruntime)"
+        return f"the Python runtime ({runtime.get('class', 'SAM2OnnxPredictor')}, onnxruntime)"
     gpu = f" ({runtime['adapter']})" if runtime.get("adapter") else ""
     return (
         f"the browser page in headless {runtime.get('browser', 'Chromium')}, onnxruntime-web {runtime.get('ort', '?')}: "

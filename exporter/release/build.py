@@ -30,6 +30,7 @@ import numpy as np
 
 from ..bench.benchmark import BENCH_JSON, BENCH_PNG, current_bench
 from ..checks.equivalence import iou
+from ..checks.sample_inputs import SAMPLE_PHOTO
 from ..core import contract as C
 from ..core.digests import SUMS_FILE, sha256_file, verify_release, write_sums
 from ..core.errors import InputError, IntegrityError, ReleaseRefused, Sam2OnnxError, SetupError, refuse_overwrite
@@ -44,7 +45,9 @@ from ..core.manifest import (
     write_manifest,
 )
 from ..core.staging import publish, staging_dir, write_text_atomic
+from ..runtime.inputs import read_image
 from ..runtime.profiles import join_calls, static_calls
+from ..runtime.sam1_transforms import preprocess as sam1_preprocess
 from ..runtime.sessions import graph_file, session_options
 from .browser_check import BROWSER_EPS, check_in_browser, sample_image
 from .mobile_check import mobile_usability
@@ -200,16 +203,26 @@ def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> di
     optimisation levels already disagree with each other (tiny FP16: mask IoU 0.9995 between
     "basic" and "all" on the same .onnx file), which the parity gates judge, not this check.
     """
+    from ..checks.sam1_inputs import sam1_decoder_feeds
     from ..checks.sample_inputs import decoder_feed
 
     profile = manifest_profile(manifest)
     image = sample_image()
+    if profile.family == "sam1":
+        photo = read_image(SAMPLE_PHOTO)
+        image, hw = sam1_preprocess(photo)[0], photo.shape[:2]
     results = {}
     for precision in manifest.get("precisions") or {"fp32": {}}:
         runs = {}
         for fmt in (".onnx", ".ort"):
             files = [folder / Path(graph_file(role, precision, manifest)).with_suffix(fmt) for role in GRAPHS]
             enc, dec = (_session(f, levels[f.with_suffix(".ort").name] if fmt == ".onnx" else "all") for f in files)
+            if profile.family == "sam1":  # a click, then three prompts refining with its low-res masks
+                (emb,) = enc.run(None, {"input_image": image})
+                first = dec.run(None, sam1_decoder_feeds(emb, hw))
+                second = dec.run(None, sam1_decoder_feeds(emb, hw, first[2]))
+                runs[fmt] = [first[:2], second[:2]]
+                continue
             feats = dict(zip(C.names(C.ENCODER_OUTPUTS), enc.run(None, {"image": image})))
 
             def run(feed, dec=dec):  # in calls of the folder's static shapes, if it has them
@@ -277,7 +290,9 @@ def build_release(
     refuse_overwrite(out, force)
     say("checking files, weights and parity reports")
     profile = manifest_profile(read_manifest(model_dir))
-    if profile.name != C.DEFAULT_PROFILE:  # the .ort check, browser check and card read the default contract
+    if profile.family == "sam1":  # its own contract, which the page does not serve (web/server.py)
+        browser_eps = ()
+    elif profile.name != C.DEFAULT_PROFILE:  # the .ort check, browser check and card read the default contract
         raise InputError(
             f"{model_dir}: exported with the {profile.name} I/O profile; `release` packages "
             f"{C.DEFAULT_PROFILE} folders (the {profile.name} files are used as exported)"

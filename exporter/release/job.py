@@ -33,7 +33,7 @@ def release_variant(job: Job, name: str, args) -> None:
     variant = resolve(name)
     folder = args.out / variant.name
     release_dir = args.release_dir / variant.name
-    precisions = args.precisions
+    precisions = ["fp32"] if variant.is_sam1 and args.precision is None else args.precisions  # SAM 1: fp32 only
     ckpt: list[Path] = []
 
     def fetch():
@@ -125,7 +125,7 @@ def release_variant(job: Job, name: str, args) -> None:
         plan = push_release(release_dir, repo, dry_run=args.dry_run)
         return f"{'dry run: ' if args.dry_run else ''}{len(plan)} files to {repo}"
 
-    steps = [("fetch", fetch), (f"export ({args.precision})", export)]
+    steps = [("fetch", fetch), (f"export ({','.join(precisions)})", export)]
     steps += [(f"parity {p}", lambda p=p: parity(p)) for p in precisions]
     steps += [("bench", bench), ("release", release)] + ([("push", push)] if args.push else [])
     for step, fn in steps:
@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         help="seeded random weights instead of the official checkpoint (pipeline tests; stamped)",
     )
     ap.add_argument("--seed", type=int, default=0, help="seed for --random-weights")
-    ap.add_argument("--precision", default="fp32,fp16,int8", help="precisions to export, gate and release")
+    ap.add_argument(
+        "--precision", help="precisions to export, gate and release (default fp32,fp16,int8; SAM 1 variants: fp32)"
+    )
     ap.add_argument("--samples", default="all", help="parity photos (comma-separated), 'all' or 'none'")
     ap.add_argument("--kinds", default="all", help="parity prompt kinds (comma-separated), 'all' or 'none'")
     ap.add_argument("--no-automask", dest="automask", action="store_false", help="skip the automask parity cases")
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [resolve(v).name for v in args.variants]
         # as export reads it (fp32 always, in a fixed order): the manifest records that list, and
         # every precision it holds needs a parity gate before release
-        args.precisions = parse_precisions(args.precision)
+        args.precisions = parse_precisions(args.precision or "fp32,fp16,int8")
         args.sample_list, args.kind_list = parse_samples(args.samples), parse_kinds(args.kinds)
         if not args.sample_list:
             raise InputError("--samples none leaves parity no photos: name at least one, or 'all'")

@@ -15,9 +15,49 @@ LICENSE = "apache-2.0"  # SAM 2 / SAM 2.1 code and checkpoints are released unde
 TAGS = ["sam2", "segment-anything", "onnx", "onnxruntime", "image-segmentation", "sam2-onnx"]
 
 
+SAM1_REPOS = {
+    "sam_vit_b": "facebook/sam-vit-base",
+    "sam_vit_l": "facebook/sam-vit-large",
+    "sam_vit_h": "facebook/sam-vit-huge",
+}
+
+
 def base_model(variant: str) -> str:
-    """The official Hugging Face repo of a variant: sam2.1_hiera_base_plus -> facebook/sam2.1-hiera-base-plus."""
+    """The official Hugging Face repo of a variant: sam2.1_hiera_base_plus -> facebook/sam2.1-hiera-base-plus,
+    sam_vit_b -> facebook/sam-vit-base."""
+    if variant in SAM1_REPOS:
+        return SAM1_REPOS[variant]
     return "facebook/" + variant.replace("_hiera_", "-hiera-").replace("base_plus", "base-plus")
+
+
+def _sam1_texts(manifest: dict) -> dict:
+    """The parts of the card that differ for SAM 1 (segment_anything's SamOnnxModel contract)."""
+    pre = manifest["preprocessing"]
+    steps = "; ".join(pre["steps"])
+    return {
+        "title": "SAM",
+        "model": "[Segment Anything](https://github.com/facebookresearch/segment-anything) (SAM 1)",
+        "package": f"segment-anything {manifest['versions'].get('segment-anything')}",
+        "preprocessing": f"""Preprocessing, as `SamPredictor.set_image`: {steps}; mean {pre["pixel_mean"]}, std
+{pre["pixel_std"]}. Point coordinates: {pre["point_coords"]}; a box is {pre["boxes"]};
+{pre["padding_point"]}. The decoder returns logits at `orig_im_size` (threshold at
+{pre["mask_threshold"]}); {manifest["single_mask"]["rule"]}.
+""",
+        "usage": """```python
+import numpy as np, onnxruntime as ort
+enc = ort.InferenceSession("encoder.onnx")          # or encoder.ort with ONNX Runtime Mobile
+dec = ort.InferenceSession("decoder.onnx")
+(emb,) = enc.run(None, {"input_image": input_image})  # [1, 3, 1024, 1024], prepared as above
+masks, scores, low_res = dec.run(None, {"image_embeddings": emb,
+    "point_coords": np.array([[[512, 400], [0, 0]]], np.float32), "point_labels": np.array([[1, -1]], np.float32),
+    "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32),
+    "orig_im_size": np.array([h, w], np.float32)})
+```
+
+Or, with the torch-free runtime of sam2-onnx: `SAM1OnnxPredictor(folder).set_image(image)`,
+then `predict(point_coords=..., point_labels=...)` as with the official `SamPredictor`.""",
+        "license": "The SAM weights and code are Apache-2.0 (Meta Platforms).",
+    }
 
 
 def front_matter(manifest: dict) -> str:
@@ -222,6 +262,35 @@ The export's own check ran on {checked.get("cpu", "an unrecorded CPU")} (its u8 
 """
 
 
+def _sam2_texts(manifest: dict) -> dict:
+    """The parts of the card that differ by family, for SAM 2 (the samexporter contract)."""
+    pre = manifest["preprocessing"]
+    return {
+        "title": "SAM 2",
+        "model": "[SAM 2](https://github.com/facebookresearch/sam2)",
+        "package": f"sam2 {manifest['versions'].get('sam2')}",
+        "preprocessing": f"""Preprocessing: RGB uint8 → float32 / 255 → resize to {pre["image_size"]}x{pre["image_size"]} (bilinear, antialias,
+aspect ratio not kept) → subtract mean {pre["pixel_mean"]}, divide by std {pre["pixel_std"]}. Point
+coordinates are pixels scaled to the {pre["image_size"]} frame; a box is two points labelled 2 and 3; pad
+prompts with label -1. Masks are logits: upsample to the image size (bilinear) and threshold at
+{pre["mask_threshold"]}. `single_masks` serves `multimask_output=False`: {manifest["single_mask"]["rule"]}.
+""",
+        "usage": """```python
+import numpy as np, onnxruntime as ort
+enc = ort.InferenceSession("encoder.onnx")          # or encoder.ort with ONNX Runtime Mobile
+dec = ort.InferenceSession("decoder.onnx")
+feats = dict(zip(["high_res_feats_0", "high_res_feats_1", "image_embed"], enc.run(None, {"image": image})))
+masks, scores = dec.run(["masks", "iou_predictions"], {**feats,
+    "point_coords": np.array([[[512, 400]]], np.float32), "point_labels": np.array([[1]], np.float32),
+    "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)})
+```
+
+Or, with the torch-free runtime of sam2-onnx: `SAM2OnnxPredictor(folder).set_image(image)`,
+then `predict(point_coords=..., point_labels=...)` as with the official `SAM2ImagePredictor`.""",
+        "license": "The SAM 2 weights and code are Apache-2.0 (Meta Platforms).",
+    }
+
+
 def model_card(manifest: dict, parity: dict, bench: dict | None, release: dict) -> str:
     from ..bench.benchmark import describe, table
 
@@ -246,11 +315,12 @@ def model_card(manifest: dict, parity: dict, bench: dict | None, release: dict) 
         else "Not measured for these files: run `sam2-onnx bench` on the model folder before releasing.\n"
     )
     v = manifest["versions"]
-    pre = manifest["preprocessing"]
+    texts = _sam1_texts(manifest) if manifest_profile(manifest).family == "sam1" else _sam2_texts(manifest)
+    title = title.replace("# SAM 2 ONNX", f"# {texts['title']} ONNX")
     return f"""{front_matter(manifest)}
 {title}
 
-{stamp}ONNX export of Meta's [SAM 2](https://github.com/facebookresearch/sam2) `{variant["name"]}`
+{stamp}ONNX export of Meta's {texts["model"]} `{variant["name"]}`
 ({variant["parameters"]:,} parameters) as two graphs: an image encoder (once per image) and a prompt
 decoder (points, boxes, previous masks; many prompts per call). Made and checked with
 sam2-onnx {v.get("sam2-onnx-exporter")}: every precision below passed the
@@ -258,7 +328,7 @@ reference-parity suite against the official PyTorch predictor on real photos.
 
 - **Weights:** {source}
 - **State dict sha256:** `{weights["state_dict_sha256"]}`
-- **Exported with:** sam2 {v.get("sam2")}, torch {v.get("torch")}, onnx {v.get("onnx")}, opset {manifest["opset"]}; simplified with onnxsim {v.get("onnxsim")}
+- **Exported with:** {texts["package"]}, torch {v.get("torch")}, onnx {v.get("onnx")}, opset {manifest["opset"]}; simplified with onnxsim {v.get("onnxsim")}
 - **ORT format:** `.ort` copies for ONNX Runtime Mobile, with `{release["ort_format"]["operators_config"]}`
   for a reduced build (`build.sh --include_ops_by_config`)
 
@@ -272,12 +342,7 @@ reference-parity suite against the official PyTorch predictor on real photos.
 
 {_io_table(manifest)}
 
-Preprocessing: RGB uint8 → float32 / 255 → resize to {pre["image_size"]}x{pre["image_size"]} (bilinear, antialias,
-aspect ratio not kept) → subtract mean {pre["pixel_mean"]}, divide by std {pre["pixel_std"]}. Point
-coordinates are pixels scaled to the {pre["image_size"]} frame; a box is two points labelled 2 and 3; pad
-prompts with label -1. Masks are logits: upsample to the image size (bilinear) and threshold at
-{pre["mask_threshold"]}. `single_masks` serves `multimask_output=False`: {manifest["single_mask"]["rule"]}.
-{_static_note(manifest)}
+{texts["preprocessing"]}{_static_note(manifest)}
 ## Parity with the official PyTorch predictor
 
 {_parity_table(parity)}
@@ -292,21 +357,10 @@ baked into each copy (sample photo, a click and four prompts of every label kind
 {bench_text}
 ## Usage
 
-```python
-import numpy as np, onnxruntime as ort
-enc = ort.InferenceSession("encoder.onnx")          # or encoder.ort with ONNX Runtime Mobile
-dec = ort.InferenceSession("decoder.onnx")
-feats = dict(zip(["high_res_feats_0", "high_res_feats_1", "image_embed"], enc.run(None, {{"image": image}})))
-masks, scores = dec.run(["masks", "iou_predictions"], {{**feats,
-    "point_coords": np.array([[[512, 400]]], np.float32), "point_labels": np.array([[1]], np.float32),
-    "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)}})
-```
-
-Or, with the torch-free runtime of sam2-onnx: `SAM2OnnxPredictor(folder).set_image(image)`,
-then `predict(point_coords=..., point_labels=...)` as with the official `SAM2ImagePredictor`.
+{texts["usage"]}
 
 ## License
 
-The SAM 2 weights and code are Apache-2.0 (Meta Platforms). These graphs are a format conversion
+{texts["license"]} These graphs are a format conversion
 of them.
 """

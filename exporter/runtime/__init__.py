@@ -5,6 +5,7 @@
     predictor.set_image(image)                     # HxWx3 uint8 RGB or PIL image
     masks, scores, logits = predictor.predict(point_coords=[[500, 375]], point_labels=[1])
     records = SAM2OnnxAutomaticMaskGenerator(predictor).generate(image)   # everything, no prompts
+    SAM1OnnxPredictor("artifacts/sam_vit_b")       # SAM 1 folders: SamPredictor's API
 
 Never imports torch, torchvision, sam2 or cv2 (a test checks), nor any part of ``exporter``
 that does: only contract, manifest, digests and errors, which use the standard library.
@@ -12,13 +13,16 @@ that does: only contract, manifest, digests and errors, which use the standard l
 
 from .automask import AutomaskParams, SAM2OnnxAutomaticMaskGenerator
 from .predictor import Embedding, SAM2OnnxPredictor
+from .sam1_predictor import Sam1Embedding, SAM1OnnxPredictor
 from .sessions import PRECISIONS, load_sessions
 
 __all__ = [
     "PRECISIONS",
     "AutomaskParams",
     "Embedding",
+    "SAM1OnnxPredictor",
     "SAM2OnnxAutomaticMaskGenerator",
+    "Sam1Embedding",
     "SAM2OnnxPredictor",
     "load_sessions",
 ]

@@ -74,6 +74,8 @@ class SAM2OnnxPredictor:
         mask_threshold: float = C.MASK_THRESHOLD,
     ):
         self.sessions = load_sessions(Path(model_dir), precision, providers, threads, optimization)
+        if self.sessions.profile.family != "sam2":
+            raise InputError(f"{model_dir}: holds SAM 1 graphs; use SAM1OnnxPredictor")
         self.model_dir = Path(model_dir)
         self.mask_threshold = mask_threshold
         self.reset_predictor()

@@ -1,0 +1,214 @@
+"""The SAM 1 family: registry, checkpoints, the exported graphs and SAM1OnnxPredictor against
+the official segment_anything SamPredictor on the same weights and real photos.
+
+Random weights stand in for official checkpoints, which cannot be downloaded here: the numbers
+measure the conversion, not the model's quality. ViT-B runs here; ViT-L and ViT-H share its code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import skimage.data
+import torch
+from segment_anything import SamPredictor, sam_model_registry
+
+from exporter.checkpoints.loading import random_model, state_dict_digest
+from exporter.core import contract as C
+from exporter.core.errors import InputError, NotReadyError
+from exporter.core.manifest import read_manifest
+from exporter.core.variants import all_variants, resolve
+from exporter.export.onnx_steps import trace
+from exporter.parity.metrics import iou
+from exporter.runtime import SAM1OnnxPredictor, SAM2OnnxPredictor
+from exporter.runtime.inputs import as_rgb
+from exporter.runtime.sam1_transforms import postprocess_masks, preprocess_shape
+from exporter.wrappers.sam1 import sam1_decoder
+
+from .fixtures import run_cli
+
+SAM1 = [v for v in all_variants() if v.is_sam1]
+
+
+def test_the_three_sam1_variants():
+    assert [v.name for v in SAM1] == ["sam_vit_b", "sam_vit_l", "sam_vit_h"]
+    for v in SAM1:
+        assert v.family == "sam1" and v.io_profile.name == "sam1" and v.sam1_model == v.name.removeprefix("sam_")
+        # the parameter counts stated in configs/ are those of segment_anything's own builders
+        with torch.device("meta"):
+            model = sam_model_registry[v.sam1_model]()
+        assert sum(p.numel() for p in model.parameters()) == v.parameters
+    with pytest.raises(Exception, match="sam1"):
+        C.profile("sam1", "sam2")  # the SAM 1 contract is not offered to SAM 2 exports
+
+
+def test_random_checkpoint_is_an_official_sam1_file(random_checkpoint):
+    path, source = random_checkpoint("sam_vit_b", seed=3)
+    official = sam_model_registry["vit_b"](checkpoint=str(path))  # the segment-anything README's loader
+    assert state_dict_digest(official.state_dict()) == source.state_dict_sha256
+    out = run_cli("inspect", path)
+    assert out.returncode == 0 and "sam_vit_b" in out.stdout, out.stderr
+
+
+def test_export_refuses_what_sam1_lacks():
+    for args, message in (
+        (["--precision", "fp16"], "SAM 1 variants export fp32 graphs only"),
+        (["--static-shapes", "1,4"], "--static-shapes is for SAM 2 variants"),
+        (["--profile", "cvat"], "sam1"),
+    ):
+        out = run_cli("export", "sam_vit_b", "--random-weights", "--out", "/nonexistent-dir/x", *args)
+        assert out.returncode != 0 and message in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) <= 2, out.stderr  # one error line (after the header)
+    out = run_cli("export", "sam_vit_h", "--random-weights", "--out", "/nonexistent-dir/x")
+    assert out.returncode != 0 and "over protobuf's 2 GB limit" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_decoder_graph_crops_for_every_image_size(tmp_path, seed):
+    """The decoder is traced on one image size; every other size must be cropped and resized
+    as SamPredictor does (segment_anything's own SamOnnxModel bakes the traced size in)."""
+    torch.manual_seed(seed)
+    sam = sam_model_registry["vit_b"]().eval()
+    path = tmp_path / "decoder.onnx"
+    g = torch.Generator().manual_seed(seed)
+    args = (
+        torch.randn(1, 256, 64, 64, generator=g),
+        torch.rand(1, 2, 2, generator=g) * C.IMAGE_SIZE,
+        torch.tensor([[C.LABEL_FG, C.LABEL_PAD]]).float(),
+        torch.zeros(1, 1, 256, 256),
+        torch.zeros(1),
+        torch.tensor([300.0, 451.0]),
+    )
+    trace(sam1_decoder(sam).eval(), args, path, "decoder", 17, C.profile("sam1", "sam1"))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for hw in [(512, 512), (683, 1024), (1200, 800), (77, 1999)]:
+        feeds = [a.numpy() for a in args[:-1]] + [np.array(hw, np.float32)]
+        masks, _, low_res = session.run(None, dict(zip([i.name for i in session.get_inputs()], feeds)))
+        expected = postprocess_masks(low_res, preprocess_shape(hw), hw)
+        assert masks.shape == expected.shape == (1, 4, *hw)
+        np.testing.assert_allclose(masks, expected, rtol=0, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def pair(exported):
+    """(official SamPredictor, ours) on the seed-0 ViT-B weights of the export."""
+    folder = exported("sam_vit_b")
+    model, source = random_model(resolve("sam_vit_b"), 0)
+    assert source.state_dict_sha256 == read_manifest(folder)["weights"]["state_dict_sha256"]
+    return SamPredictor(model.eval()), SAM1OnnxPredictor(folder, threads=2)
+
+
+def _same(ref_out, our_out):
+    (m_ref, s_ref, l_ref), (m_ours, s_ours, l_ours) = ref_out, our_out
+    assert m_ours.shape == m_ref.shape and s_ours.shape == s_ref.shape and l_ours.shape == l_ref.shape
+    assert m_ours.dtype == m_ref.dtype
+    np.testing.assert_allclose(s_ours, s_ref, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(l_ours, l_ref, rtol=0, atol=1e-3)
+    if m_ref.dtype == bool:
+        assert (
+            min(iou(a, b) for a, b in zip(m_ours.reshape(-1, *m_ours.shape[-2:]), m_ref.reshape(-1, *m_ref.shape[-2:])))
+            >= 0.9999
+        )
+
+
+@pytest.mark.parametrize(
+    "photo", [skimage.data.astronaut, lambda: np.ascontiguousarray(skimage.data.chelsea().transpose(1, 0, 2))]
+)
+def test_predictor_matches_sam_predictor(pair, photo):
+    ref, ours = pair
+    image = as_rgb(photo())
+    h, w = image.shape[:2]
+    with torch.inference_mode():
+        ref.set_image(image)
+    ours.set_image(image)
+    assert ours.original_size == tuple(ref.original_size) and ours.input_size == tuple(ref.input_size)
+    np.testing.assert_allclose(ours.get_image_embedding(), ref.features.numpy(), rtol=0, atol=1e-3)
+    point = np.array([[w * 0.5, h * 0.45]])
+    box = np.array([w * 0.2, h * 0.15, w * 0.8, h * 0.85])
+    prompts = [
+        dict(point_coords=point, point_labels=np.array([1])),
+        dict(point_coords=np.r_[point, [[w * 0.1, h * 0.1]]], point_labels=np.array([1, 0]), multimask_output=False),
+        dict(box=box),
+        dict(box=box, point_coords=np.array([[w * 0.75, h * 0.2]]), point_labels=np.array([0]), return_logits=True),
+    ]
+    with torch.inference_mode():
+        for kwargs in prompts:
+            _same(ref.predict(**kwargs), ours.predict(**kwargs))
+        _, scores, low_res = ref.predict(**prompts[0])
+        refine = dict(prompts[0], mask_input=low_res[np.argmax(scores)][None], multimask_output=False)
+        _same(ref.predict(**refine), ours.predict(**refine))
+        # several boxes at once: the official predict_torch's batch
+        boxes = np.stack([box, [0, 0, w / 2, h / 2]])
+        t_boxes = ref.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float), ref.original_size)
+        m, s, lr = ref.predict_torch(None, None, t_boxes, multimask_output=True, return_logits=True)
+        _same((m.numpy(), s.numpy(), lr.numpy()), ours.predict(box=boxes, return_logits=True))
+    ours.set_image(image[..., ::-1].copy(), image_format="BGR")  # SamPredictor's BGR input
+    np.testing.assert_array_equal(ours.predict(box=box)[0], ours.decode(ours.embed(image), box=box)[0])
+
+
+def test_bad_inputs_are_one_clear_error(pair, exported):
+    ours = SAM1OnnxPredictor(exported("sam_vit_b"))
+    with pytest.raises(NotReadyError, match="set_image"):
+        ours.predict(box=[0, 0, 10, 10])
+    ours.set_image(np.zeros((40, 60, 3), np.uint8))
+    for kwargs, message in (
+        (dict(), "needs a prompt"),
+        (dict(point_coords=[[1, 2]]), "point_labels must be supplied"),
+        (dict(point_coords=[[1, 2, 3]], point_labels=[1]), "point_coords must be"),
+        (dict(box=[1, 2, 3]), "box must be"),
+        (dict(box=[0, 0, 5, 5], mask_input=np.zeros((256, 256))), "mask_input must be"),
+    ):
+        with pytest.raises(InputError, match=message):
+            ours.predict(**kwargs)
+    with pytest.raises(InputError, match="use SAM2OnnxPredictor"):
+        SAM1OnnxPredictor(exported("tiny"))
+    with pytest.raises(InputError, match="use SAM1OnnxPredictor"):
+        SAM2OnnxPredictor(exported("sam_vit_b"))
+
+
+def test_sam1_runtime_never_loads_torch(exported):
+    code = f"""
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "sam2", "segment_anything", "cv2"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+import numpy as np
+from exporter.runtime import SAM1OnnxPredictor
+p = SAM1OnnxPredictor({str(exported("sam_vit_b"))!r})
+p.set_image(np.zeros((60, 80, 3), np.uint8))
+masks, scores, logits = p.predict(point_coords=[[10, 20]], point_labels=[1])
+assert masks.shape == (3, 60, 80) and masks.dtype == bool and logits.shape == (3, 256, 256)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_parity_then_release_on_the_command_line(exported, tmp_path):
+    """``parity`` (against SamPredictor) then ``release --allow-random-weights`` of a ViT-B folder:
+    the .ort copies are checked against the .onnx files and the card states the SAM 1 contract."""
+    folder = tmp_path / "sam_vit_b"
+    shutil.copytree(exported("sam_vit_b"), folder)  # the shared export stays untouched
+    out = run_cli("parity", folder, "--samples", "coffee", "--kinds", "point,box,four_boxes,refine")
+    assert out.returncode == 0 and "pass" in out.stderr, out.stderr
+    report = json.loads((folder / "parity.json").read_text())
+    assert report["verdict"] == "pass" and report["reference"] == "SamPredictor" and len(report["cases"]) == 5
+    release = tmp_path / "release"
+    refused = run_cli("release", folder, "--out", release)
+    assert refused.returncode == 6 and "random" in refused.stderr and not release.exists(), refused.stderr
+    out = run_cli("release", folder, "--out", release, "--allow-random-weights")
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["release"]["ort_format"]["check"]["fp32"]["mask_iou_min"] >= 0.9999
+    assert manifest["release"]["browser"] is None  # the page serves SAM 2 folders
+    card = (release / "README.md").read_text()
+    assert "base_model: facebook/sam-vit-base" in card and "SAM1OnnxPredictor" in card and "orig_im_size" in card
+    assert {"encoder.ort", "decoder.ort", "parity.json"} <= {p.name for p in release.iterdir()}

@@ -245,6 +245,12 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     "per decoder call, one image per encoder call; writes OUT/<variant>-static-LxN/, fp32 only "
     "(docs/mobile.md).",
 )
+@click.option(
+    "--external-data",
+    is_flag=True,
+    help="Keep each graph's weights in <file>.data beside it (ONNX external data), fp32 only; "
+    "always so for a graph over protobuf's 2 GB (ViT-H's encoder).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def export(
     variant: str,
@@ -259,6 +265,7 @@ def export(
     calibration_images: Path | None,
     profile: str,
     static_shapes: str | None,
+    external_data: bool,
     force: bool,
 ) -> None:
     """Export VARIANT's encoder and decoder graphs, checked, simplified and verified.
@@ -287,10 +294,14 @@ def export(
         calibration_images=calibration_images,
         profile=profile,
         static_shapes=None if static_shapes is None else parse_static_shapes(static_shapes),
+        external_data=external_data,
     )
     click.echo(f"{result.folder}: exported in {sum(result.seconds.values()):.1f} s")
     for name, entry in result.manifest["files"].items():
         click.echo(f"  {name:<18} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")
+        if "external_data" in entry:  # its weights beside it
+            data = entry["external_data"]
+            click.echo(f"  {data['file']:<18} {data['bytes'] / 1e6:8.1f} MB  sha256 {data['sha256']}")
 
 
 def _parse_point(text: str) -> tuple[float, float, int]:

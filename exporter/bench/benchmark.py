@@ -49,7 +49,7 @@ import numpy as np
 from ..checks.sample_inputs import SAMPLE_PHOTO
 from ..core.cpu import machine
 from ..core.errors import InputError, OutputError, refuse_overwrite
-from ..core.manifest import manifest_profile, read_manifest, verify_files
+from ..core.manifest import graph_bytes, manifest_profile, read_manifest, verify_files
 from ..core.staging import write_text_atomic
 from ..runtime.inputs import read_image
 from ..runtime.sam1_transforms import preprocess as sam1_preprocess
@@ -189,7 +189,7 @@ def run_bench(
                 "precision": eng.precision,
                 **_merge(outs[eng]),
                 "files": files,
-                "bytes": files and {r: manifest["files"][f]["bytes"] for r, f in files.items()},
+                "bytes": files and {r: graph_bytes(manifest["files"][f]) for r, f in files.items()},
             }
         )
     base = next((r for r in results if r["engine"] == "torch"), None)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from exporter.bench.tables import describe, machine, publish
 from exporter.core.checkout import ROOT
-from exporter.core.manifest import read_manifest
+from exporter.core.manifest import graph_bytes, read_manifest
 from exporter.core.variants import resolve, sam2_variants
 
 
@@ -53,7 +53,7 @@ def bench_one(name: str, out: Path) -> dict:
         "variant": name,
         "wall_s": round(wall, 1),
         "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 2),  # Linux reports KiB
-        "bytes": {f: e["bytes"] for f, e in manifest["files"].items()},
+        "bytes": {f: graph_bytes(e) for f, e in manifest["files"].items()},  # with external data
         "simplification": {g: r["status"] for g, r in manifest["simplification"].items()},
         "steps_s": {step: round(s, 1) for step, s in steps.items()},
     }

@@ -9,7 +9,9 @@ Layout (schema 1)::
     {"schema": "sam2-onnx/manifest", "schema_version": 1,
      "variant": {...}, "versions": {...}, "opset": 17, "exporter": "...",
      "weights": {"source": "random"|"checkpoint", "state_dict_sha256": ..., ...},
-     "files": {"encoder.onnx": {"graph": "encoder", "precision": "fp32", "sha256": ..., "bytes": ...}, ...},
+     "files": {"encoder.onnx": {"graph": "encoder", "precision": "fp32", "sha256": ..., "bytes": ...,
+                                "external_data": {"file": "encoder.onnx.data", "sha256": ..., "bytes": ...}}, ...},
+       ("external_data": a graph over protobuf's 2 GB, e.g. ViT-H's fp32 encoder, or export --external-data)
      "io": {"encoder": {"file": ..., "inputs": [...], "outputs": [...]}, "decoder": {...}},
      "preprocessing": {...}, "single_mask": {...}, "options": {...}, "simplification": {...}}
 
@@ -28,6 +30,8 @@ from .errors import InputError, IntegrityError, ManifestError
 from .staging import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
+DATA_SUFFIX = ".data"  # a graph's external-data file: its file name plus this
+PROTOBUF_LIMIT = 2**31  # bytes: one .onnx file (a protobuf message) holds at most this; an .ort one too
 SCHEMA = "sam2-onnx/manifest"
 SCHEMA_VERSION = 1
 
@@ -136,9 +140,38 @@ def random_seed(weights: dict) -> int | None:
     return weights.get("random_weights_seed")
 
 
-def file_entry(path: Path, graph: str, precision: str) -> dict:
+def data_file(path: Path) -> Path:
+    """Where a graph over protobuf's 2 GB (or exported with --external-data) keeps its weights:
+    ``encoder.onnx`` -> ``encoder.onnx.data``, one ONNX external-data file beside it
+    (export/large_graphs.py writes it)."""
     path = Path(path)
-    return {"graph": graph, "precision": precision, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return path.with_name(path.name + DATA_SUFFIX)
+
+
+def file_entry(path: Path, graph: str, precision: str) -> dict:
+    """A graph's manifest entry: size and sha256 of the file, and of its external-data file if it has one."""
+    path = Path(path)
+    entry = {"graph": graph, "precision": precision, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    data = data_file(path)
+    if data.is_file():
+        entry["external_data"] = {"file": data.name, "sha256": sha256_file(data), "bytes": data.stat().st_size}
+    return entry
+
+
+def graph_bytes(entry: dict) -> int:
+    """A graph's size on disk: its .onnx file plus its external-data file, if any."""
+    return entry["bytes"] + entry.get("external_data", {}).get("bytes", 0)
+
+
+def listed_files(manifest: dict, names: list[str] | None = None) -> list[str]:
+    """The files on disk behind the graphs ``names`` (all by default): each graph file and,
+    right after it, its external-data file if it has one."""
+    out = []
+    for name in names if names is not None else list(manifest["files"]):
+        out.append(name)
+        if "external_data" in manifest["files"].get(name, {}):
+            out.append(manifest["files"][name]["external_data"]["file"])
+    return out
 
 
 def write_manifest(folder: Path, manifest: dict) -> Path:
@@ -177,16 +210,20 @@ def verify_files(folder: Path, manifest: dict, names: list[str] | None = None) -
         entry = manifest["files"].get(name)
         if entry is None:
             raise ManifestError(f"{folder}: manifest lists no file {name}")
-        path = Path(folder) / name
-        if not path.is_file():
-            raise IntegrityError(f"{path}: missing (listed in the manifest)")
-        size = path.stat().st_size
-        if size != entry["bytes"]:
-            raise IntegrityError(
-                f"{path}: {size} bytes, manifest says {entry['bytes']} "
-                "(truncated or replaced; re-export or re-download)"
-            )
-        if sha256_file(path) != entry["sha256"]:
-            raise IntegrityError(
-                f"{path}: sha256 differs from the manifest (modified or corrupt; re-export or re-download)"
-            )
+        _verify_file(Path(folder) / name, entry)
+        if "external_data" in entry:
+            _verify_file(Path(folder) / entry["external_data"]["file"], entry["external_data"])
+
+
+def _verify_file(path: Path, entry: dict) -> None:
+    if not path.is_file():
+        raise IntegrityError(f"{path}: missing (listed in the manifest)")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise IntegrityError(
+            f"{path}: {size} bytes, manifest says {entry['bytes']} (truncated or replaced; re-export or re-download)"
+        )
+    if sha256_file(path) != entry["sha256"]:
+        raise IntegrityError(
+            f"{path}: sha256 differs from the manifest (modified or corrupt; re-export or re-download)"
+        )

@@ -36,6 +36,12 @@ def _umask() -> int:
     return mask
 
 
+def usual_mode(path: Path) -> None:
+    """Give ``path`` the usual file permissions (0666 minus the umask): mkstemp and onnx's
+    external-data writer make private 0600 files."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -73,7 +79,7 @@ def write_text_atomic(path: Path, text: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
+        usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,7 +1,9 @@
 """One ONNX graph file through the export pipeline: trace, check, simplify (verified), stamp.
 
 Every function works on a file in the staging folder, so large graphs never need two
-in-memory copies: ONNX's shape inference and checker run on paths, in C++.
+in-memory copies: ONNX's shape inference and checker run on paths, in C++. A graph over
+protobuf's 2 GB is a file and its external-data file (large_graphs.py); every step keeps the two
+together.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import onnx
 from ..checks.equivalence import Feeds, Outputs, Tolerance, compare, run_graph
 from ..core import contract as C
 from ..core.errors import ExportError, one_line
+from . import large_graphs as L
 
 # Simplified vs traced graph, same inputs, same runtime: the only differences come from
 # onnxsim's constant folding and op fusion, so the bounds are as tight as the export tests'.
@@ -25,10 +28,29 @@ SIMPLIFY_TOLERANCE = {"encoder": Tolerance(rel_l2=1e-5), "decoder": Tolerance(ma
 
 
 def trace(module, args: tuple, path: Path, role: str, opset: int, profile: C.Profile = C.SAMEXPORTER) -> None:
-    """torch.onnx.export with the profile's names and dynamic axes (TorchScript tracer)."""
+    """torch.onnx.export with the profile's names and dynamic axes (TorchScript tracer).
+
+    Traced in a folder of its own: a graph over 2 GB comes out of torch as one file per tensor,
+    gathered here into ``path`` + ``path.data``."""
     import torch
 
     _, inputs, outputs = profile.graphs()[role]
+    folder = path.with_name(f".{path.name}.trace")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    try:
+        _torch_export(torch, module, args, folder / path.name, inputs, outputs, opset)
+        if len(list(folder.iterdir())) > 1:
+            L.gather(folder / path.name, path)
+        else:
+            os.replace(folder / path.name, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if profile.static or profile.family == "sam1":
+        _fix_output_dims(path, outputs)
+
+
+def _torch_export(torch, module, args, path: Path, inputs, outputs, opset: int) -> None:
     with warnings.catch_warnings():
         # The TorchScript exporter's deprecation notice and its tracer warnings (shape
         # arithmetic turned into constants) are expected; the exported graphs are verified
@@ -45,8 +67,6 @@ def trace(module, args: tuple, path: Path, role: str, opset: int, profile: C.Pro
             do_constant_folding=True,
             dynamo=False,
         )
-    if profile.static or profile.family == "sam1":
-        _fix_output_dims(path, outputs)
 
 
 def _fix_output_dims(path: Path, outputs) -> None:
@@ -54,13 +74,13 @@ def _fix_output_dims(path: Path, outputs) -> None:
     reshaped output dim symbolically even when all inputs are fixed (a static profile), and
     SamOnnxModel's token axis comes out of a Resize unnamed (checked by strict shape inference
     in :func:`check`). Symbolic dims keep the tracer's names."""
-    model = onnx.load(str(path))
+    model = L.load_structure(path)
     for value, spec in zip(model.graph.output, outputs):
         for dim, size in zip(value.type.tensor_type.shape.dim, spec.shape):
             if not isinstance(size, str):
                 dim.Clear()
                 dim.dim_value = size
-    onnx.save(model, str(path))
+    L.save_structure(model, path, path)
 
 
 def check(path: Path) -> None:
@@ -119,9 +139,24 @@ def _onnxsim(src: Path, dst: Path, standard_ops_only: bool) -> tuple[int, int]:
     """onnxsim ``src`` into ``dst`` (no checks here); returns the node counts before and after."""
     import onnxsim
 
+    skipped = ["fuse_attention"] if standard_ops_only else None
+    if L.has_external_data(src):  # onnxsim reads and writes the file itself (external data, its names)
+        before = len(L.load_structure(src).graph.node)
+        folder = dst.with_name(f".{dst.name}.onnxsim")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        try:
+            simplified, _ = onnxsim.simplify(
+                str(src), check_n=0, skipped_optimizers=skipped, output_path=str(folder / dst.name)
+            )
+            after = len(simplified.graph.node)
+            del simplified
+            L.gather(folder / dst.name, dst)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return before, after
     model = onnx.load(str(src))
     before = len(model.graph.node)
-    skipped = ["fuse_attention"] if standard_ops_only else None
     simplified, _ = onnxsim.simplify(model, check_n=0, skipped_optimizers=skipped)
     del model
     onnx.save(simplified, str(dst))
@@ -159,23 +194,23 @@ def _verified(path: Path, role: str, feeds, reference, build, unusable: str, fie
         check(candidate)
     except Exception as exc:  # an optimisation: any failure keeps the graph as it was
         record["detail"] = f"{unusable}: {one_line(exc)}"
-        candidate.unlink(missing_ok=True)
+        L.remove(candidate)
         return record
     result = compare(reference, run_graph(candidate, feeds), SIMPLIFY_TOLERANCE[role])
     record["comparison"] = result.as_dict()
     if result.ok:
         record["status"], record["detail"] = "applied", "same outputs on the sample photo within tolerance"
-        os.replace(candidate, path)
+        L.move(candidate, path)
     else:
         record["detail"] = "outputs differ: " + "; ".join(result.failures[:3])
-        candidate.unlink()
+        L.remove(candidate)
     return record
 
 
 def stamp(src: Path, dst: Path, role: str, props: dict[str, str], profile: C.Profile = C.SAMEXPORTER) -> None:
     """Check ``src``'s I/O against the profile, write provenance into metadata_props as ``dst``."""
     file, inputs, outputs = profile.graphs()[role]
-    model = onnx.load(str(src))
+    model = L.load_structure(src)
     got_in, got_out = io_of(model.graph)
     problems = C.mismatches(inputs, got_in) + C.mismatches(outputs, got_out)
     if problems:
@@ -184,7 +219,7 @@ def stamp(src: Path, dst: Path, role: str, props: dict[str, str], profile: C.Pro
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
     model.doc_string = f"SAM 2 {role} graph exported by sam2-onnx; see metadata_props and manifest.json"
-    onnx.save(model, str(dst))
+    L.save_structure(model, src, dst)
     del model
     src.unlink()
     check(dst)

@@ -36,16 +36,11 @@ from ..precision import build_precisions, check_settings, parse_precisions
 from ..precision import steps as precision_steps
 from . import onnx_steps as G
 from .current import quantization_settings
+from .large_graphs import gather, has_external_data
 
 MIN_OPSET = 16  # the oldest opset this toolkit supports and tests
 MAX_OPSET = 20  # the newest the TorchScript exporter of torch 2.14 can emit
 EXPORTER = "torch.onnx.export, TorchScript tracer (dynamo=False)"
-PROTOBUF_LIMIT = 2**31  # bytes: one .onnx file (a protobuf message) holds at most this
-
-
-def fits_one_file(variant: Variant) -> bool:
-    """Whether the variant's fp32 weights fit one .onnx file (ViT-H's 2.56 GB do not)."""
-    return 4 * variant.parameters < PROTOBUF_LIMIT
 
 
 @dataclass
@@ -102,6 +97,7 @@ def export_variant(
     calibration_images: Path | None = None,
     profile: str | None = None,
     static_shapes: tuple[int, int] | None = None,
+    external_data: bool = False,
     stream: TextIO | None = sys.stderr,
 ) -> ExportResult:
     """Export ``variant`` with the weights of ``checkpoint`` or random weights from ``seed``.
@@ -113,6 +109,8 @@ def export_variant(
     default samexporter one, whose files are the same bytes as without the option).
     ``static_shapes``: (L, N) to fix every dim (B = 1, L prompts, N points) for ONNX Runtime
     Mobile's NNAPI / CoreML / XNNPACK; written to ``<variant>[-<profile>]-static-LxN/``.
+    ``external_data``: every graph's weights in ``<file>.data`` beside it (large_graphs.py), as
+    a graph over protobuf's 2 GB (ViT-H's encoder) always has them; fp32 only.
 
     Returns the final folder, its manifest and the seconds per step. Raises ExportError
     (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
@@ -123,13 +121,8 @@ def export_variant(
     opset = check_opset(variant.opset if opset is None else opset)
     precisions = parse_precisions(",".join(precisions))
     io = C.profile(profile, variant.family)
-    if not fits_one_file(variant):  # refused at once, not after minutes of tracing
-        raise ExportError(
-            f"{variant.name}: {4 * variant.parameters / 1e9:.2f} GB of fp32 weights is over protobuf's 2 GB "
-            "limit for one .onnx file, and external-data export is not supported yet"
-        )
-    if variant.is_sam1 and precisions != ["fp32"]:
-        raise InputError(f"{variant.name}: SAM 1 variants export fp32 graphs only (FP16 / INT8: SAM 2 variants)")
+    if variant.is_sam1 and "int8" in precisions:
+        raise InputError(f"{variant.name}: SAM 1 variants export fp32 and fp16 graphs (INT8: SAM 2 variants)")
     if variant.is_sam1 and static_shapes is not None:
         raise InputError(f"{variant.name}: --static-shapes is for SAM 2 variants; SAM 1 exports dynamic shapes")
     if io.name != C.DEFAULT_PROFILE and not variant.is_sam1 and precisions != ["fp32"]:
@@ -140,6 +133,8 @@ def export_variant(
         io = io.with_static_shapes(*static_shapes)
         if precisions != ["fp32"]:
             raise InputError("--static-shapes exports fp32 graphs only; FP16 / INT8 files have dynamic shapes")
+    if external_data and (precisions != ["fp32"] or static_shapes is not None):
+        raise InputError("--external-data exports dynamic fp32 graphs only")
     check_settings(variant, precisions)
     if calibration_images is not None and not Path(calibration_images).is_dir():
         raise InputError(f"--calibration-images {calibration_images}: not a directory")
@@ -160,7 +155,17 @@ def export_variant(
     staging = staging_dir(out, folder_name)
     try:
         _export_into(
-            staging, variant, checkpoint, seed, opset, simplify, fast, precisions, calibration_images, io, progress
+            staging,
+            variant,
+            (checkpoint, seed),
+            opset,
+            simplify,
+            fast,
+            precisions,
+            calibration_images,
+            io,
+            external_data,
+            progress,
         )
         with progress.step("publish") as s:
             publish(staging, final, force)
@@ -174,18 +179,19 @@ def export_variant(
 def _export_into(
     staging: Path,
     variant: Variant,
-    checkpoint,
-    seed,
+    weights_from: tuple,
     opset,
     simplify,
     fast,
     precisions,
     calibration_images,
     io: C.Profile,
+    external_data: bool,
     progress,
 ) -> None:
     from ..checkpoints.loading import load_checkpoint, random_model
 
+    checkpoint, seed = weights_from
     raw = {role: staging / f"{role}.traced.onnx" for role in M.GRAPHS}
     with progress.step("load weights") as s:
         model, source = load_checkpoint(variant, checkpoint) if checkpoint else random_model(variant, seed)
@@ -201,8 +207,13 @@ def _export_into(
     gc.collect()
     with progress.step("check graphs") as s:
         for path in raw.values():
+            if external_data and not has_external_data(path):
+                gather(path, path)
             G.check(path)
         s["detail"] = "strict shape inference + full checker"
+        if any(has_external_data(path) for path in raw.values()):
+            s["detail"] += "; weights of " + ", ".join(r for r, p in raw.items() if has_external_data(p))
+            s["detail"] += " in external-data files"
     _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, calibration_images, io, progress)
 
 
@@ -306,14 +317,15 @@ def _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, c
                 raw[role], staging / file, role, _provenance(variant, role, weights, opset, applied, "fp32", io), io
             )
             files[file] = M.file_entry(staging / file, role, "fp32")
-        s["detail"] = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
+        s["detail"] = ", ".join(_size_text(f, e) for f, e in files.items())
     derived = build_precisions(staging, variant, precisions, calibration_images, progress.step)
     with progress.step("stamp + write manifest") as s:
         for file, (role, precision) in derived.pop("new_files").items():
             applied = simplification[role]["status"] == "applied"
             unstamped = staging / f".{file}.unstamped"
             os.replace(staging / file, unstamped)
-            G.stamp(unstamped, staging / file, role, _provenance(variant, role, weights, opset, applied, precision))
+            props = _provenance(variant, role, weights, opset, applied, precision, io)
+            G.stamp(unstamped, staging / file, role, props, io)
             files[file] = M.file_entry(staging / file, role, precision)
         M.write_manifest(
             staging,
@@ -331,7 +343,12 @@ def _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, c
                 io,
             ),
         )
-        s["detail"] = f"{len(files)} graphs: " + ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in files.items())
+        s["detail"] = f"{len(files)} graphs: " + ", ".join(_size_text(f, e) for f, e in files.items())
+
+
+def _size_text(file: str, entry: dict) -> str:
+    data = " + external data" if "external_data" in entry else ""
+    return f"{file}{data} {M.graph_bytes(entry) / 1e6:.1f} MB"
 
 
 def _decoder_args(io: C.Profile) -> tuple:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from exporter.core.checkout import ROOT
 from exporter.core.errors import ParityFailed
+from exporter.core.manifest import graph_bytes
 from exporter.core.variants import resolve
 from exporter.jobs.steps import Job, rel
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # the job owns its output folder: re-running it replaces the previous export
         result = export_variant(variant, args.out, checkpoint=ckpt, force=True, precisions=args.precision.split(","))
-        sizes = ", ".join(f"{f} {e['bytes'] / 1e6:.1f} MB" for f, e in result.manifest["files"].items())
+        sizes = ", ".join(f"{f} {graph_bytes(e) / 1e6:.1f} MB" for f, e in result.manifest["files"].items())
         simp = ", ".join(f"{g} {r['status']}" for g, r in result.manifest["simplification"].items())
         return f"{rel(result.folder)}: {sizes} (simplification: {simp})"
 

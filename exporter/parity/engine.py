@@ -29,7 +29,7 @@ import numpy as np
 
 from ..core.cpu import machine
 from ..core.errors import ParityError, one_line
-from ..core.manifest import read_manifest
+from ..core.manifest import graph_bytes, read_manifest
 from ..core.variants import resolve
 from ..runtime import SAM2OnnxPredictor
 from ..runtime.sam1_predictor import SAM1OnnxPredictor
@@ -253,7 +253,7 @@ def run_parity(
         result.files = {
             role: {
                 "file": name,
-                "bytes": manifest["files"][name]["bytes"],
+                "bytes": graph_bytes(manifest["files"][name]),  # with its external-data file
                 "precision": manifest["files"][name]["precision"],
             }
             for role, name in files.items()

@@ -81,8 +81,9 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
     if precisions == ["fp32"]:
         return out
     with step("reference run (fp32 graphs)") as s:
-        runs = reference_runs(fp32["encoder"], fp32["decoder"])
-        s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, 5 prompts"
+        runs = reference_runs(fp32["encoder"], fp32["decoder"], variant.io_profile)
+        labels = variant.io_profile.spec("decoder", "point_labels").name
+        s["detail"] = f"sample photo {SAMPLE_PHOTO.name}, {sum(len(f[labels]) for f in runs['decoder'][0])} prompts"
     settings = variant.quantization
     if "fp16" in precisions:
         cfg, out["fp16"], out["precisions"]["fp16"] = settings["fp16"], {}, {}

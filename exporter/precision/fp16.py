@@ -25,6 +25,7 @@ import onnx
 
 from ..checks.equivalence import Comparison, Feeds, Outputs, Tolerance, compare, run_graph
 from ..core.errors import ExportError, one_line
+from ..core.manifest import data_file
 
 FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
 
@@ -149,15 +150,33 @@ def convert(src: Path, dst: Path, op_block_list: list[str], node_block_list: lis
     """Write ``src`` converted to FP16 as ``dst``; the listed op types and nodes stay FP32."""
     from onnxconverter_common import float16
 
-    model = onnx.load(str(src))
+    # A graph with external data (over 2 GB as FP32) cannot go through the converter's in-memory
+    # shape inference (one protobuf): its shapes are inferred on the file, then loaded with it.
+    large = data_file(src).is_file()
+    inferred = src.with_name(f".{src.name}.fp16-shapes")  # beside src: its data file's location holds
+    if large:
+        structure = onnx.load(str(src), load_external_data=False)
+        del structure.graph.value_info[:]  # stale float32 value_info from export would mislead the converter
+        onnx.save(structure, str(inferred))
+        del structure
+        onnx.shape_inference.infer_shapes_path(str(inferred), str(inferred))
+    try:
+        model = onnx.load(str(inferred if large else src))
+    finally:
+        inferred.unlink(missing_ok=True)
     _name_nodes(model)
     _isolate_outputs(model)
     float_outputs = {o.name for o in model.graph.output if o.type.tensor_type.elem_type == FLOAT}
-    del model.graph.value_info[:]  # stale float32 value_info from export would mislead the converter
+    if not large:
+        del model.graph.value_info[:]  # stale float32 value_info from export would mislead the converter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "values truncated to fp16 range" notices, per initializer
         model = float16.convert_float_to_float16(
-            model, keep_io_types=True, op_block_list=list(op_block_list), node_block_list=list(node_block_list)
+            model,
+            keep_io_types=True,
+            op_block_list=list(op_block_list),
+            node_block_list=list(node_block_list),
+            disable_shape_infer=large,
         )
     _repair_casts(model)
     _restore_float_outputs(model, float_outputs)

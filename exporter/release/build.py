@@ -37,6 +37,10 @@ from ..core.errors import InputError, IntegrityError, ReleaseRefused, Sam2OnnxEr
 from ..core.manifest import (
     GRAPHS,
     MANIFEST_FILE,
+    PROTOBUF_LIMIT,
+    data_file,
+    graph_bytes,
+    listed_files,
     manifest_profile,
     package_versions,
     random_seed,
@@ -163,6 +167,16 @@ def _session(path: Path, level: str = "all", ort_file: Path | None = None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def too_large_for_ort(manifest: dict) -> dict[str, str]:
+    """``{graph file: why}`` for the graphs that get no ``.ort`` copy: an ORT-format file is one
+    flatbuffer, which holds at most 2 GB and has no external data (ViT-H's fp32 encoder)."""
+    return {
+        name: f"{graph_bytes(e) / 1e9:.2f} GB is over the ORT format's 2 GB (one flatbuffer, no external data)"
+        for name, e in manifest["files"].items()
+        if graph_bytes(e) >= PROTOBUF_LIMIT
+    }
+
+
 def convert_to_ort(onnx_files: list[Path], out: Path) -> dict[str, str]:
     """ORT-format copies of ``onnx_files`` in ``out`` plus one ``required_operators.config`` for
     all of them; returns ``{ort file: optimisation level baked in}`` ("basic" or "disable").
@@ -181,7 +195,8 @@ def convert_to_ort(onnx_files: list[Path], out: Path) -> dict[str, str]:
                 target = out / f.with_suffix(".ort").name
                 _session(f, "basic", target)
                 levels[target.name] = "basic"
-                if target.stat().st_size > f.stat().st_size * ORT_GROWTH_MAX:
+                size = f.stat().st_size + (data_file(f).stat().st_size if data_file(f).is_file() else 0)
+                if target.stat().st_size > size * ORT_GROWTH_MAX:
                     _session(f, "disable", target)
                     levels[target.name] = "disable"
             create_config_from_models([out / name for name in levels], out / OPS_CONFIG, False)
@@ -196,7 +211,8 @@ def convert_to_ort(onnx_files: list[Path], out: Path) -> dict[str, str]:
 def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> dict[str, dict]:
     """Load every ``.ort`` file and compare its masks with its ``.onnx`` twin on the sample photo
     (a click, and four prompts of every label kind, two with mask input); IntegrityError if any
-    mask's IoU is below ORT_MASK_IOU_MIN.
+    mask's IoU is below ORT_MASK_IOU_MIN. A graph without an ``.ort`` copy (too_large_for_ort)
+    runs as ``.onnx`` on both sides, so its partner's copy is still checked.
 
     Each ``.onnx`` twin is opened at the optimisation level baked into its copy (``levels``, from
     convert_to_ort), so the check measures the conversion alone: at FP16, onnxruntime's own
@@ -216,7 +232,11 @@ def check_ort_copies(folder: Path, manifest: dict, levels: dict[str, str]) -> di
         runs = {}
         for fmt in (".onnx", ".ort"):
             files = [folder / Path(graph_file(role, precision, manifest)).with_suffix(fmt) for role in GRAPHS]
-            enc, dec = (_session(f, levels[f.with_suffix(".ort").name] if fmt == ".onnx" else "all") for f in files)
+            files = [f if f.is_file() else f.with_suffix(".onnx") for f in files]
+            enc, dec = (
+                _session(f, levels.get(f.with_suffix(".ort").name, "all") if f.suffix == ".onnx" else "all")
+                for f in files
+            )
             if profile.family == "sam1":  # a click, then three prompts refining with its low-res masks
                 (emb,) = enc.run(None, {"input_image": image})
                 first = dec.run(None, sam1_decoder_feeds(emb, hw))
@@ -299,6 +319,8 @@ def build_release(
         )
     if profile.static:  # for ONNX Runtime Mobile; a web page takes the dynamic folder's files
         browser_eps = ()
+    if any("external_data" in e for e in read_manifest(model_dir)["files"].values()):
+        browser_eps = ()  # the page loads single-file graphs (web/server.py); the card says so
     manifest, parity, proofs = check_releasable(model_dir, allow_random_weights)
     if browser_eps:  # before minutes of work: is there a browser to check the files in?
         from ..web.graph_check import require_browser
@@ -311,8 +333,9 @@ def build_release(
     staging = staging_dir(out.parent, out.name)
     try:
         onnx_files = [model_dir / name for name in manifest["files"]]
-        for f in onnx_files:
-            shutil.copy2(f, staging / f.name)
+        for name in listed_files(manifest):  # with their external-data files
+            shutil.copy2(model_dir / name, staging / name)
+        no_ort = too_large_for_ort(manifest)
         for record in parity.values():
             for name in (record["report"], record["html"]):
                 if (record["folder"] / name).is_file():
@@ -321,8 +344,8 @@ def build_release(
             for name in (BENCH_JSON, BENCH_PNG):
                 if (model_dir / name).is_file():
                     shutil.copy2(model_dir / name, staging / name)
-        say(f"converting {len(onnx_files)} graphs to ORT format")
-        levels = convert_to_ort([staging / f.name for f in onnx_files], staging)
+        say(f"converting {len(onnx_files) - len(no_ort)} graphs to ORT format")
+        levels = convert_to_ort([staging / f.name for f in onnx_files if f.name not in no_ort], staging)
         say("checking the .ort graphs against the .onnx ones")
         ort_check = check_ort_copies(staging, manifest, levels)
         say("running onnxruntime's mobile usability checker on every graph")
@@ -348,6 +371,7 @@ def build_release(
                 },
                 "operators_config": OPS_CONFIG,
                 "check": ort_check,
+                **({"not_converted": no_ort} if no_ort else {}),
             },
             "parity": {
                 p: {k: r[k] for k in ("report", "cases", "images")} | {"verdict": "pass"} for p, r in parity.items()

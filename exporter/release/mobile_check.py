@@ -20,6 +20,10 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import onnx
+
+from ..core.manifest import data_file
+
 # The float kernels of onnxruntime's XNNPACK provider
 # (onnxruntime/core/providers/xnnpack/xnnpack_execution_provider.cc, RegisterKernels), plus the
 # activations it fuses into a Conv / ConvTranspose before it.
@@ -64,7 +68,12 @@ def mobile_usability(path: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         optimized = Path(tmp) / Path(path).name
         optimize_model(Path(path), optimized, use_external_initializers=True)  # as analyze_model does
-        model = ModelProtoWithShapeInfo(optimized).model_with_shape_info
+        if data_file(path).is_file():  # over 2 GB: onnxruntime's helper infers shapes in memory (one protobuf)
+            inferred = Path(tmp) / f"shapes.{Path(path).name}"
+            onnx.shape_inference.infer_shapes_path(str(optimized), str(inferred), strict_mode=True)
+            model = onnx.load(str(inferred), load_external_data=False)  # the checker reads the structure
+        else:
+            model = ModelProtoWithShapeInfo(optimized).model_with_shape_info
     dynamic_inputs, _ = U.check_shapes(model.graph)
     record = {"nodes": len(model.graph.node), "dynamic_inputs": sorted(v.name for v in dynamic_inputs), "providers": {}}
     for name, check in checks.items():
@@ -106,7 +115,9 @@ def _blockers(entry: dict) -> str:
     return ", ".join(parts)
 
 
-def mobile_text(mobile: dict, static: bool, rewrites: dict | None = None, forms: list | None = None) -> str:
+def mobile_text(
+    mobile: dict, static: bool, rewrites: dict | None = None, forms: list | None = None, sam1: bool = False
+) -> str:
     """The model card's mobile section from the release's ``mobile`` record
     (``{"onnxruntime": version, "files": {file: mobile_usability(file)}}``), and the manifest's
     ``mobile_rewrites`` (export/mobile_rewrites.py) and ``options.mobile_forms``
@@ -121,7 +132,11 @@ def mobile_text(mobile: dict, static: bool, rewrites: dict | None = None, forms:
         "Every dim of these graphs is fixed (exported with `--static-shapes`), as NNAPI, CoreML and XNNPACK need."
         if static
         else "These graphs have dynamic shapes, which keep nodes off NNAPI and CoreML; "
-        "`sam2-onnx export VARIANT --static-shapes L,N` writes files with every dim fixed."
+        + (
+            "SAM 1 is exported with dynamic shapes only (its decoder crops to `orig_im_size`)."
+            if sam1
+            else "`sam2-onnx export VARIANT --static-shapes L,N` writes files with every dim fixed."
+        )
     )
     done = [
         f"{role}: " + ", ".join(f"{n} {op}" for op, n in r["replaced"].items())

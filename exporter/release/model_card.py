@@ -92,6 +92,12 @@ def _files_table(manifest: dict, release: dict) -> str:
     rows = ["| file | graph | precision | format | bytes | sha256 |", "|---|---|---|---|---:|---|"]
     for name, e in manifest["files"].items():
         rows.append(f"| `{name}` | {e['graph']} | {e['precision']} | ONNX | {e['bytes']:,} | `{e['sha256'][:16]}…` |")
+        if "external_data" in e:
+            d = e["external_data"]
+            rows.append(
+                f"| `{d['file']}` | {e['graph']} | {e['precision']} | its weights (ONNX external data) "
+                f"| {d['bytes']:,} | `{d['sha256'][:16]}…` |"
+            )
     for name, e in release["ort_format"]["files"].items():
         level = "basic optimisations" if e["optimization"] == "basic" else "unoptimised (basic would grow the file)"
         rows.append(
@@ -128,6 +134,8 @@ def _ort_table(release: dict) -> str:
     ]
     for precision, c in release["ort_format"]["check"].items():
         rows.append(f"| {precision} | {c['masks']} | {c['mask_iou_min']:.6f} | {c['iou_predictions_max_abs']:.2e} |")
+    for name, why in release["ort_format"].get("not_converted", {}).items():
+        rows.append(f"\nNo `.ort` copy of `{name}`: {why}; the check ran it as `.onnx`.")
     return "\n".join(rows)
 
 
@@ -189,8 +197,9 @@ def _mobile_text(manifest: dict, release: dict) -> str:
     if not release.get("mobile"):
         return ""
     forms = manifest.get("options", {}).get("mobile_forms")
+    profile = manifest_profile(manifest)
     return mobile_text(
-        release["mobile"], bool(manifest_profile(manifest).static), manifest.get("mobile_rewrites"), forms
+        release["mobile"], bool(profile.static), manifest.get("mobile_rewrites"), forms, profile.family == "sam1"
     )
 
 
@@ -202,6 +211,20 @@ def _browser_text(manifest: dict, release: dict) -> str:
 
 Not checked: these static-shape files are for ONNX Runtime Mobile. A web page takes the files of
 the same variant exported without `--static-shapes`, which accept any number of prompts and points.
+
+"""
+    if not web and manifest_profile(manifest).family == "sam1":
+        return """## In the browser
+
+Not checked: the browser check's page runs SAM 2's contract. These graphs load in onnxruntime-web
+as any ONNX file does, with the preprocessing above done in JavaScript.
+
+"""
+    if not web and any("external_data" in e for e in manifest["files"].values()):
+        return """## In the browser
+
+Not checked: the weights are in external-data files, which the check's page does not load. An
+onnxruntime-web session takes them through its `externalData` option.
 
 """
     if not web:

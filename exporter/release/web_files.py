@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..bench.tables import describe, machine, publish
 from ..core.checkout import ROOT
-from ..core.manifest import MANIFEST_FILE, read_manifest
+from ..core.manifest import MANIFEST_FILE, listed_files, read_manifest
 from ..core.variants import resolve
 from ..export.current import ensure_export
 from ..precision import parse_precisions
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     eps = ("wasm",) if args.no_webgpu else ("wasm", "webgpu")
     with tempfile.TemporaryDirectory(prefix="web-files-") as tmp:
         work = Path(tmp)
-        for name in [*manifest["files"], MANIFEST_FILE]:
+        for name in [*listed_files(manifest), MANIFEST_FILE]:
             shutil.copy2(folder / name, work / name)
         print(f"[bench] converting {len(manifest['files'])} graphs to ORT format", flush=True)
         convert_to_ort([work / name for name in manifest["files"]], work)

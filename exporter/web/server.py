@@ -209,6 +209,12 @@ def make_server(
         have = [p for p in PRECISIONS if _has_precision(manifest, p)]
         raise ManifestError(f"{model_dir}: no {precision} graphs (this folder has {', '.join(have) or 'none'})")
     files = {role: graph_file(role, precision, manifest) for role in GRAPHS}
+    external = [f for f in files.values() if "external_data" in manifest["files"][f]]
+    if external:  # the page creates its sessions from one URL per graph
+        raise InputError(
+            f"{model_dir}: {', '.join(external)} keep their weights in external-data files, which the page "
+            "does not load; export without --external-data"
+        )
     if (model_dir / SUMS_FILE).is_file():  # a release folder: serve (and verify) all of it
         served = verify_release(model_dir)
     else:

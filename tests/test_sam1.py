@@ -207,6 +207,7 @@ def test_parity_then_release_on_the_command_line(exported, tmp_path):
     manifest = json.loads((release / "manifest.json").read_text())
     assert manifest["release"]["ort_format"]["check"]["fp32"]["mask_iou_min"] >= 0.9999
     assert manifest["release"]["browser"] is None  # the page serves SAM 2 folders
+    assert "Not checked: the browser check's page runs SAM 2's contract" in (release / "README.md").read_text()
     card = (release / "README.md").read_text()
     assert "base_model: facebook/sam-vit-base" in card and "SAM1OnnxPredictor" in card and "orig_im_size" in card
     assert {"encoder.ort", "decoder.ort", "parity.json"} <= {p.name for p in release.iterdir()}

@@ -213,20 +213,18 @@ Not checked: these static-shape files are for ONNX Runtime Mobile. A web page ta
 the same variant exported without `--static-shapes`, which accept any number of prompts and points.
 
 """
+    external = [e["external_data"]["file"] for e in manifest["files"].values() if "external_data" in e]
+    why = []
     if not web and manifest_profile(manifest).family == "sam1":
-        return """## In the browser
-
-Not checked: the browser check's page runs SAM 2's contract. These graphs load in onnxruntime-web
-as any ONNX file does, with the preprocessing above done in JavaScript.
-
-"""
-    if not web and any("external_data" in e for e in manifest["files"].values()):
-        return """## In the browser
-
-Not checked: the weights are in external-data files, which the check's page does not load. An
-onnxruntime-web session takes them through its `externalData` option.
-
-"""
+        why.append("the browser check's page runs SAM 2's contract, not SAM 1's")
+    if not web and external:
+        why.append(
+            f"{', '.join(f'`{f}`' for f in external)} {'hold' if len(external) > 1 else 'holds'} weights as "
+            "external data, which the check's page "
+            "does not load (an onnxruntime-web session takes them through its `externalData` option)"
+        )
+    if why:
+        return "## In the browser\n\nNot checked: " + "; ".join(why) + ".\n\n"
     if not web:
         return """## In the browser
 

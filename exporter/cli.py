@@ -486,10 +486,10 @@ def _load_grids(path: Path | None):
     help="Explicit points in [0, 1]: .npy [N, 2], or .json list of [N, 2] lists, one per crop layer.",
 )
 @click.option("--points-per-batch", type=int, default=64, show_default=True)
-@click.option("--pred-iou-thresh", type=float, default=0.8, show_default=True)
+@click.option("--pred-iou-thresh", type=float, help="[default: 0.8; SAM 1 folders: 0.88]")
 @click.option("--stability-score-thresh", type=float, default=0.95, show_default=True)
 @click.option("--stability-score-offset", type=float, default=1.0, show_default=True)
-@click.option("--mask-threshold", type=float, default=0.0, show_default=True)
+@click.option("--mask-threshold", type=float, help="[default: 0.0] (SAM 2 folders)")
 @click.option("--box-nms-thresh", type=float, default=0.7, show_default=True)
 @click.option("--crop-n-layers", type=int, default=0, show_default=True)
 @click.option("--crop-nms-thresh", type=float, default=0.7, show_default=True)
@@ -500,10 +500,10 @@ def _load_grids(path: Path | None):
     type=int,
     default=0,
     show_default=True,
-    help="Fill holes and remove specks up to this many low-res pixels.",
+    help="Fill holes and remove specks up to this many low-res pixels (SAM 1: of fewer final mask pixels).",
 )
-@click.option("--use-m2m", is_flag=True, help="One refinement step feeding each mask back in.")
-@click.option("--single-mask", is_flag=True, help="One mask per point (multimask_output=False).")
+@click.option("--use-m2m", is_flag=True, help="One refinement step feeding each mask back in (SAM 2 folders).")
+@click.option("--single-mask", is_flag=True, help="One mask per point (multimask_output=False; SAM 2 folders).")
 @click.option(
     "--output-mode",
     type=click.Choice(["coco_rle", "uncompressed_rle"]),
@@ -527,31 +527,36 @@ def automask(
     force: bool,
     **params,
 ) -> None:
-    """Segment everything in IMAGE without prompts (SAM 2's automatic mask generator, no torch).
+    """Segment everything in IMAGE without prompts (the automatic mask generator, no torch).
 
-    Parameters are the official SAM2AutomaticMaskGenerator's, with its defaults. Writes the
+    Parameters are the official SAM2AutomaticMaskGenerator's (SamAutomaticMaskGenerator's for
+    SAM 1 folders), with its defaults. Writes the
     mask records (segmentation as RLE, area, bbox, predicted_iou, point_coords,
     stability_score, crop_box) to --out, and a picture of them to --overlay.
     """
     from tqdm import tqdm
 
-    from .runtime.automask import SAM2OnnxAutomaticMaskGenerator
     from .runtime.inputs import read_image
     from .runtime.outputs import automask_to_files
+    from .runtime.sam1_automask import generator_class
 
     grids = _load_grids(point_grids)
     for path in (out, overlay_path):
         if path is not None:
             refuse_overwrite(path, force)
     rgb = read_image(image)
-    generator = SAM2OnnxAutomaticMaskGenerator(
+    # options left unset take the family's own defaults; SAM 2-only ones given to a SAM 1
+    # folder are refused by name
+    given = {k: v for k, v in params.items() if v is not None and v is not False}
+    if single_mask:
+        given["multimask_output"] = False
+    generator = generator_class(model_dir)(
         model_dir,
         precision=precision,
         threads=threads,
-        multimask_output=not single_mask,
         points_per_side=32 if points_per_side is None and grids is None else points_per_side,
         point_grids=grids,
-        **params,
+        **given,
     )
     with tqdm(total=1, unit="step", desc="automask", leave=False) as bar:
 

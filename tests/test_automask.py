@@ -25,6 +25,7 @@ from exporter.parity.metrics import check
 from exporter.runtime import SAM2OnnxAutomaticMaskGenerator, SAM2OnnxPredictor
 from exporter.runtime.automask import AutomaskParams, crop_boxes, point_grid
 from exporter.runtime.masks import (
+    fill_small_regions,
     mask_boxes,
     near_crop_edge,
     nms,
@@ -34,6 +35,7 @@ from exporter.runtime.masks import (
     torch_sort_descending,
 )
 from exporter.runtime.rle import coco_decode, coco_rle, mask_to_rle, rle_area, rle_to_mask
+from exporter.runtime.sam1_automask import Sam1AutomaskParams
 from tests.fixtures import run_cli
 
 
@@ -148,6 +150,49 @@ def test_remove_small_regions_fills_holes_and_drops_specks():
 
 
 # --- parameters: every bad value is a clear InputError -------------------------------------
+
+
+def _sam1_cleanup(mask: np.ndarray, area: int) -> tuple[np.ndarray, bool]:
+    """segment_anything.utils.amg.remove_small_regions, "holes" then "islands", as
+    SamAutomaticMaskGenerator.postprocess_small_regions applies them, with scikit-image's
+    8-connected labels in place of OpenCV's (which this install lacks): a reference labelling."""
+    from skimage.measure import label
+
+    changed = False
+    for holes in (True, False):
+        labels = label(holes ^ mask, connectivity=2)
+        sizes = np.bincount(labels.ravel())[1:]
+        small = [i + 1 for i, s in enumerate(sizes) if s < area]
+        if not small:
+            continue
+        fill = [0, *small]
+        if not holes:
+            fill = [i for i in range(len(sizes) + 1) if i not in fill] or [int(np.argmax(sizes)) + 1]
+        mask, changed = np.isin(labels, fill), True
+    return mask, changed
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sam1_small_region_cleanup_follows_the_official_rules(seed):
+    """SAM 1's min_mask_region_area clean-up (fewer pixels than the area: holes filled, then
+    islands dropped, the largest kept when all are small) on random masks and on a built one."""
+    from skimage.filters import gaussian
+
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        h, w = rng.integers(4, 48, 2)
+        field = gaussian(rng.random((h, w)), rng.choice([0, 1, 2]))
+        mask, area = field > np.quantile(field, rng.uniform(0.05, 0.95)), int(rng.integers(1, 40))
+        got, changed = fill_small_regions(mask, area)
+        want, want_changed = _sam1_cleanup(mask, area)
+        assert np.array_equal(got, want) and changed == want_changed, (h, w, area)
+    mask = np.zeros((30, 30), bool)
+    mask[2:8, 2:8] = mask[20:23, 20:22] = True  # islands of 36 and 6 pixels
+    mask[4, 4] = False  # a 1-pixel hole
+    got, changed = fill_small_regions(mask, 40)
+    assert changed and got.sum() == 36 and got[4, 4] and not got[20:23, 20:22].any()
+    same, changed = fill_small_regions(mask, 1)  # nothing has fewer than 1 pixel
+    assert np.array_equal(same, mask) and not changed
 
 
 @pytest.mark.parametrize(
@@ -363,12 +408,16 @@ def test_defaults_match_official_and_cli():
     from dataclasses import fields
 
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+    from segment_anything import SamAutomaticMaskGenerator
 
     from exporter.cli import automask
 
     official = inspect.signature(SAM2AutomaticMaskGenerator.__init__).parameters
     ours = {f.name: f.default for f in fields(AutomaskParams)}
     assert ours == {name: official[name].default for name in ours}
+    sam1 = inspect.signature(SamAutomaticMaskGenerator.__init__).parameters
+    sam1_ours = {f.name: f.default for f in fields(Sam1AutomaskParams) if f.name in Sam1AutomaskParams.names()}
+    assert sam1_ours == {name: p.default for name, p in sam1.items() if name not in ("self", "model")}
     import click
 
     ctx = click.Context(automask)
@@ -378,7 +427,9 @@ def test_defaults_match_official_and_cli():
         "multimask_output": ("single_mask", False),
         "point_grids": ("point_grids", None),
         "points_per_side": ("points_per_side", None),
-    }  # None: 32 unless --point-grids is given
+        "pred_iou_thresh": ("pred_iou_thresh", None),
+        "mask_threshold": ("mask_threshold", None),
+    }  # None: 32 unless --point-grids is given; the folder's family's default
     for name, default in ours.items():
         option, want = renamed.get(name, (name, default))
         if name != "output_mode":  # JSON holds RLE only: coco_rle

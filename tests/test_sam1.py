@@ -58,7 +58,6 @@ def test_random_checkpoint_is_an_official_sam1_file(random_checkpoint):
 
 def test_export_refuses_what_sam1_lacks():
     for args, message in (
-        (["--precision", "int8"], "INT8: SAM 2 variants"),
         (["--static-shapes", "1,4"], "--static-shapes is for SAM 2 variants"),
         (["--profile", "cvat"], "sam1"),
     ):
@@ -170,6 +169,97 @@ def test_bad_inputs_are_one_clear_error(pair, exported):
         SAM2OnnxPredictor(exported("sam_vit_b"))
 
 
+def test_automatic_mask_generator_matches_sam_automatic_mask_generator(pair, tmp_path):
+    """SAM1OnnxAutomaticMaskGenerator against the official SamAutomaticMaskGenerator on the same
+    weights, at the parity engine's grid setting (filters lowered until enough masks survive):
+    same count, masks, boxes, areas, scores, points and crops; then the CLI on the same folder,
+    which refuses SAM 2-only options by name."""
+    from exporter.parity.automask import SETTINGS, run_case
+    from exporter.parity.cases import sample_image
+    from exporter.parity.metrics import check
+    from exporter.parity.sam1_reference import Sam1Reference
+
+    gates = resolve("sam_vit_b").parity["fp32"]
+    image = sample_image("chelsea")
+    metrics, _, (reference, mine), problems = run_case(
+        Sam1Reference(pair[0].model), pair[1], image, SETTINGS["grid"], gates["automask_min_masks"]
+    )
+    assert not problems and not check(metrics, gates), (problems, check(metrics, gates))
+    assert len(reference) >= gates["automask_min_masks"] and metrics["automask_masks_matched"] == len(reference)
+    assert metrics["same_prompt_and_crop"] == len(reference)  # float64 grid points, as the official records
+    assert [set(r) for r in mine] == [set(r) for r in reference]
+    out = tmp_path / "masks.json"
+    folder = pair[1].model_dir
+    photo = tmp_path / "chelsea.png"
+    from PIL import Image
+
+    Image.fromarray(image).save(photo)
+    proc = run_cli("automask", folder, photo, "--out", out, "--points-per-side", "4", "--pred-iou-thresh", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["params"]["pred_iou_thresh"] == 0
+    for flag in ("--use-m2m", "--single-mask"):
+        proc = run_cli("automask", folder, photo, "--out", tmp_path / "x.json", flag)
+        assert proc.returncode == 1 and "SamAutomaticMaskGenerator takes" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()
+
+
+def test_single_mask_profile_is_samonnxmodels_return_single_mask(pair, tmp_path):
+    """``export --profile sam1_single``: the decoder of segment-anything's notebook and web demo
+    (``SamOnnxModel(return_single_mask=True)``), one mask per prompt chosen in the graph. Its
+    outputs equal the unmodified official module's, run eagerly, for a click (best of tokens 1..3)
+    and for a box with a point (token 0); the predictor serves multimask_output=False only; parity
+    passes against SamPredictor with select_masks' rule; release refuses the profile by name."""
+    from segment_anything.utils.onnx import SamOnnxModel
+
+    out = run_cli("export", "sam_vit_b", "--random-weights", "--profile", "sam1_single", "--out", tmp_path)
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "sam_vit_b-sam1_single"
+    manifest = read_manifest(folder)
+    assert manifest["profile"]["name"] == "sam1_single" and "return_single_mask=True" in manifest["single_mask"]["rule"]
+    assert manifest["preprocessing"] == pair[1].manifest["preprocessing"]  # the same encoder input
+    session = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    image = skimage.data.coffee()
+    hw = image.shape[:2]
+    ours = SAM1OnnxPredictor(folder, threads=2)
+    ours.set_image(image)
+    official = SamOnnxModel(pair[0].model, return_single_mask=True).eval()
+    every_token = SamOnnxModel(pair[0].model, return_single_mask=False).eval()
+    scale = 1024 / max(hw)
+    prompts = {
+        "click": ([[300.0, 200.0], [0.0, 0.0]], [1, -1]),
+        "box and point": ([[100.0, 150.0], [60.0, 40.0], [500.0, 350.0]], [1, 2, 3]),
+    }
+    chosen = set()
+    for coords, labels in prompts.values():
+        feeds = {
+            "image_embeddings": ours.get_image_embedding(),
+            "point_coords": np.array([coords], np.float32) * scale,
+            "point_labels": np.array([labels], np.float32),
+            "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+            "has_mask_input": np.zeros(1, np.float32),
+            "orig_im_size": np.array(hw, np.float32),
+        }
+        got = session.run(None, feeds)
+        with torch.inference_mode():
+            want = [t.numpy() for t in official(*(torch.from_numpy(v) for v in feeds.values()))]
+        assert [g.shape for g in got] == [w.shape for w in want] == [(1, 1, *hw), (1, 1), (1, 1, 256, 256)]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-3)
+        with torch.inference_mode():  # which of the four tokens the graph chose
+            four = every_token(*(torch.from_numpy(v) for v in feeds.values()))[2].numpy()
+        chosen.add(int(np.argmin(np.abs(four[0] - got[2][0]).max(axis=(1, 2)))))
+    assert 0 in chosen and chosen - {0}, chosen  # token 0 for the box, one of tokens 1..3 for the click
+    masks, scores, _ = ours.predict(point_coords=[[300, 200]], point_labels=[1], multimask_output=False)
+    assert masks.shape == (1, *hw) and scores.shape == (1,)
+    with pytest.raises(InputError, match="multimask_output=False"):
+        ours.predict(point_coords=[[300, 200]], point_labels=[1])
+    out = run_cli("parity", folder, "--samples", "coffee", "--kinds", "point,fg_bg,box")
+    assert out.returncode == 0 and "pass" in out.stderr and "generator: not run" in out.stderr, out.stderr
+    refused = run_cli("release", folder, "--out", tmp_path / "release", "--allow-random-weights")
+    assert refused.returncode != 0 and "sam1_single I/O profile" in refused.stderr, refused.stderr
+    assert not (tmp_path / "release").exists()
+
+
 def test_sam1_runtime_never_loads_torch(exported):
     code = f"""
 import sys, importlib.abc
@@ -195,7 +285,8 @@ def test_parity_then_release_on_the_command_line(exported, tmp_path):
     the .ort copies are checked against the .onnx files and the card states the SAM 1 contract."""
     folder = tmp_path / "sam_vit_b"
     shutil.copytree(exported("sam_vit_b"), folder)  # the shared export stays untouched
-    out = run_cli("parity", folder, "--samples", "coffee", "--kinds", "point,box,four_boxes,refine")
+    # the automatic mask generator's parity runs in its own test (it costs minutes of torch eager)
+    out = run_cli("parity", folder, "--samples", "coffee", "--kinds", "point,box,four_boxes,refine", "--no-automask")
     assert out.returncode == 0 and "pass" in out.stderr, out.stderr
     report = json.loads((folder / "parity.json").read_text())
     assert report["verdict"] == "pass" and report["reference"] == "SamPredictor" and len(report["cases"]) == 5
@@ -213,28 +304,51 @@ def test_parity_then_release_on_the_command_line(exported, tmp_path):
     assert {"encoder.ort", "decoder.ort", "parity.json"} <= {p.name for p in release.iterdir()}
 
 
-def test_fp16_graphs_pass_parity_and_release(exported, tmp_path):
-    """``--precision fp32,fp16`` for ViT-B: both FP16 graphs are built and checked at export, take
-    float32 tensors like the FP32 ones, pass the FP16 parity gates against SamPredictor, and
-    release with their .ort copies."""
+def test_fp16_and_int8_graphs_pass_parity_and_release(exported, tmp_path):
+    """``--precision fp32,fp16,int8`` for ViT-B: the FP16 graphs and the INT8 choice are built and
+    checked at export on SAM 1's own inputs (SamPredictor's preprocessing and prompts), take
+    float32 tensors like the FP32 ones, carry the kernel proof, pass their parity gates against
+    SamPredictor, and release with their .ort copies."""
     folder = tmp_path / "sam_vit_b"
-    shutil.copytree(exported("sam_vit_b", "fp32,fp16"), folder)
+    shutil.copytree(exported("sam_vit_b", "fp32,fp16,int8"), folder)
     manifest = read_manifest(folder)
     assert manifest["precisions"]["fp16"] == {"encoder": "encoder.fp16.onnx", "decoder": "decoder.fp16.onnx"}
     for role in ("encoder", "decoder"):
         assert manifest["fp16"][role]["comparison"]["ok"], manifest["fp16"][role]
         fp32, fp16 = manifest["files"][f"{role}.onnx"]["bytes"], manifest["files"][f"{role}.fp16.onnx"]["bytes"]
         assert 0.45 < fp16 / fp32 < 0.55, (role, fp16, fp32)
-    session = ort.InferenceSession(str(folder / "encoder.fp16.onnx"), providers=["CPUExecutionProvider"])
-    assert [(i.name, i.type) for i in session.get_inputs()] == [("input_image", "tensor(float)")]
-    out = run_cli("parity", folder, "--precision", "fp32,fp16", "--samples", "camera", "--kinds", "point,box,refine")
-    assert out.returncode == 0 and "fp16" in out.stderr, out.stderr
-    assert read_manifest(folder)["parity"]["fp16"]["verdict"] == "pass"
-    report = json.loads((folder / "parity.fp16.json").read_text())
-    assert report["verdict"] == "pass" and report["gates"] == resolve("sam_vit_b").parity["fp16"]
+    int8 = manifest["int8"]
+    assert manifest["precisions"]["int8"]["encoder"] == "encoder.int8.onnx" and int8["kernel_safe"], int8
+    check = int8["encoder"]["candidates"][int8["encoder"]["candidate"]]["masks"]
+    assert check["ok"] and check["iou_min"] >= resolve("sam_vit_b").parity["int8"]["mask_iou_min"], check
+    assert int8["mask_check"]["prompt_sets_per_photo"] == 10 and len(int8["mask_check"]["photos"]) >= 2, int8
+    assert manifest["files"]["encoder.int8.onnx"]["bytes"] < 0.3 * manifest["files"]["encoder.onnx"]["bytes"]
+    for precision in ("fp16", "int8"):
+        session = ort.InferenceSession(
+            str(folder / manifest["precisions"][precision]["encoder"]), providers=["CPUExecutionProvider"]
+        )
+        assert [(i.name, i.type) for i in session.get_inputs()] == [("input_image", "tensor(float)")]
+    out = run_cli(
+        "parity",
+        folder,
+        "--precision",
+        "fp32,fp16,int8",
+        "--samples",
+        "camera",
+        "--kinds",
+        "point,box,refine",
+        "--no-automask",
+    )
+    assert out.returncode == 0 and "fp16" in out.stderr and "int8" in out.stderr, out.stderr
+    for precision in ("fp16", "int8"):
+        assert read_manifest(folder)["parity"][precision]["verdict"] == "pass"
+        report = json.loads((folder / f"parity.{precision}.json").read_text())
+        assert report["verdict"] == "pass" and report["gates"] == resolve("sam_vit_b").parity[precision]
     release = tmp_path / "release"
     out = run_cli("release", folder, "--out", release, "--allow-random-weights")
     assert out.returncode == 0, out.stderr
     check = json.loads((release / "manifest.json").read_text())["release"]["ort_format"]["check"]
-    assert set(check) == {"fp32", "fp16"} and check["fp16"]["mask_iou_min"] >= 0.9999, check
-    assert {"encoder.fp16.ort", "decoder.fp16.ort"} <= {p.name for p in release.iterdir()}
+    assert set(check) == {"fp32", "fp16", "int8"} and check["fp16"]["mask_iou_min"] >= 0.9999, check
+    assert {"encoder.fp16.ort", "decoder.fp16.ort", "encoder.int8.ort"} <= {p.name for p in release.iterdir()}
+    card = (release / "README.md").read_text()
+    assert "kernel-safe" in card, card

@@ -185,7 +185,7 @@ class Profile:
     @property
     def folder_suffix(self) -> str:
         """What the export folder's name gets after the variant's: "" for the family's default profile."""
-        parts = ([] if self.name in (DEFAULT_PROFILE, SAM1.name) else [self.name]) + (
+        parts = ([] if self.name in FAMILY_DEFAULTS.values() else [self.name]) + (
             [f"static-{self.static[0]}x{self.static[1]}"] if self.static else []
         )
         return "".join(f"-{p}" for p in parts)
@@ -311,7 +311,23 @@ SAM1 = Profile(
     family="sam1",
 )
 
-PROFILES = {p.name: p for p in (SAMEXPORTER, CVAT, ONNXRUNTIME, SAM1)}
+# SamOnnxModel(return_single_mask=True), as segment-anything's ONNX notebook and web demo export it:
+# one mask per prompt, chosen in the graph (select_masks): the best of tokens 1..3 by predicted IoU
+# for a prompt of at most two points (a click and its padding point), else token 0
+SAM1_SINGLE = replace(
+    SAM1,
+    name="sam1_single",
+    consumer="segment_anything's ONNX export with return_single_mask=True (its notebook and web demo)",
+    decoder_outputs=(
+        TensorSpec("masks", "float32", ("L", 1, "H", "W"), "the chosen mask's logits at the original size"),
+        TensorSpec("iou_predictions", "float32", ("L", 1), "its predicted IoU"),
+        TensorSpec("low_res_masks", "float32", ("L", 1, LOW_RES_SIZE, LOW_RES_SIZE), "its low-res logits"),
+    ),
+    multimask=False,
+)
+SAM1_SINGLE_POINTS = 2.5  # select_masks: prompts with more points than this take token 0
+
+PROFILES = {p.name: p for p in (SAMEXPORTER, CVAT, ONNXRUNTIME, SAM1, SAM1_SINGLE)}
 DEFAULT_PROFILE = SAMEXPORTER.name
 FAMILY_DEFAULTS = {"sam2": SAMEXPORTER.name, "sam2.1": SAMEXPORTER.name, "sam1": SAM1.name}
 

@@ -118,6 +118,13 @@ def preprocessing(profile: C.Profile = C.SAMEXPORTER) -> dict:
 
 def single_mask(profile: C.Profile = C.SAMEXPORTER) -> dict:
     """How multimask_output=False is served (documented in docs/io-contract.md as well)."""
+    if profile.family == "sam1" and not profile.multimask:
+        return {
+            "outputs": ["masks", "iou_predictions", "low_res_masks"],
+            "rule": "one mask per prompt, chosen in the graph (SamOnnxModel with return_single_mask=True): "
+            f"the best of tokens 1..3 by predicted IoU for a prompt of at most {int(C.SAM1_SINGLE_POINTS)} "
+            "points (a click and its padding point), else token 0",
+        }
     if profile.family == "sam1":
         return {
             "outputs": ["masks", "iou_predictions", "low_res_masks"],

@@ -121,13 +121,12 @@ def export_variant(
     opset = check_opset(variant.opset if opset is None else opset)
     precisions = parse_precisions(",".join(precisions))
     io = C.profile(profile, variant.family)
-    if variant.is_sam1 and "int8" in precisions:
-        raise InputError(f"{variant.name}: SAM 1 variants export fp32 and fp16 graphs (INT8: SAM 2 variants)")
     if variant.is_sam1 and static_shapes is not None:
         raise InputError(f"{variant.name}: --static-shapes is for SAM 2 variants; SAM 1 exports dynamic shapes")
-    if io.name != C.DEFAULT_PROFILE and not variant.is_sam1 and precisions != ["fp32"]:
+    family_default = C.default_profile(variant.family).name
+    if io.name != family_default and precisions != ["fp32"]:
         raise InputError(
-            f"--profile {io.name} exports fp32 graphs only; FP16 / INT8 files follow the {C.DEFAULT_PROFILE} profile"
+            f"--profile {io.name} exports fp32 graphs only; FP16 / INT8 files follow the {family_default} profile"
         )
     if static_shapes is not None:
         io = io.with_static_shapes(*static_shapes)
@@ -273,7 +272,7 @@ def _trace_sam1(held: list, raw: dict, opset: int, io: C.Profile, progress) -> N
             torch.ones(1),
             torch.tensor([300.0, 451.0]),
         )
-        G.trace(sam1_decoder(model).eval(), args, raw["decoder"], "decoder", opset, io)
+        G.trace(sam1_decoder(model, not io.multimask).eval(), args, raw["decoder"], "decoder", opset, io)
         s["detail"] = "segment_anything's image encoder and SamOnnxModel"
         del model, args
 

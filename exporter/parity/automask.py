@@ -1,5 +1,6 @@
 """Automatic mask generation parity: SAM2OnnxAutomaticMaskGenerator vs the official
-SAM2AutomaticMaskGenerator, same weights, same parameters, same photos.
+SAM2AutomaticMaskGenerator (SAM 1: SAM1OnnxAutomaticMaskGenerator vs SamAutomaticMaskGenerator),
+same weights, same parameters, same photos.
 
 Random weights give mask logits within about 0.2 of zero: every mask covers most of the
 image, so every box is the whole image, nearly no mask is "stable" at the default offset of
@@ -34,6 +35,9 @@ import numpy as np
 from ..core.errors import one_line
 from ..runtime.automask import SAM2OnnxAutomaticMaskGenerator
 from ..runtime.rle import rle_to_mask
+from ..runtime.sam1_automask import SAM1OnnxAutomaticMaskGenerator
+from ..runtime.sam1_predictor import SAM1OnnxPredictor
+from .sam1_reference import Sam1Reference
 
 _LOWERED = dict(pred_iou_thresh=0.52, stability_score_thresh=0.6, stability_score_offset=0.05, box_nms_thresh=1.0)
 # name -> generator parameters (shared by both generators)
@@ -118,6 +122,10 @@ def compare(ours: list[dict], reference: list[dict]) -> dict:
 
 def reference_generator(ref_predictor, params: dict):
     """The official generator on the reference predictor's model."""
+    if isinstance(ref_predictor, Sam1Reference):
+        from segment_anything import SamAutomaticMaskGenerator
+
+        return SamAutomaticMaskGenerator(ref_predictor.predictor.model, **params)
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
     return SAM2AutomaticMaskGenerator(ref_predictor.model, **params)
@@ -154,7 +162,10 @@ def run_case(ref_predictor, ours, image: np.ndarray, params: dict, min_masks: in
         [f"the official generator raised {tries[-1]['error']} at the lowest settings"] if tries[-1]["error"] else []
     )
     try:
-        mine = SAM2OnnxAutomaticMaskGenerator(ours, **used).generate(image)
+        ours_class = (
+            SAM1OnnxAutomaticMaskGenerator if isinstance(ours, SAM1OnnxPredictor) else SAM2OnnxAutomaticMaskGenerator
+        )
+        mine = ours_class(ours, **used).generate(image)
     except Exception as exc:
         mine = []
         problems.append(f"our generator raised {one_line(exc)}")

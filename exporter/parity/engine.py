@@ -29,7 +29,7 @@ import numpy as np
 
 from ..core.cpu import machine
 from ..core.errors import ParityError, one_line
-from ..core.manifest import graph_bytes, read_manifest
+from ..core.manifest import graph_bytes, manifest_profile, read_manifest
 from ..core.variants import resolve
 from ..runtime import SAM2OnnxPredictor
 from ..runtime.sam1_predictor import SAM1OnnxPredictor
@@ -136,7 +136,7 @@ def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: in
             "different weights is refused"
         )
     if variant.is_sam1:
-        return Sam1Reference(model), source
+        return Sam1Reference(model, single_mask=not manifest_profile(manifest).multimask), source
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     return SAM2ImagePredictor(model), source
@@ -245,10 +245,16 @@ def run_parity(
                     f"{'FAIL (' + str(failed) + ')' if failed else 'pass'}  worst IoU {worst:.6f}\n"
                 )
                 stream.flush()
-        if automask and variant.is_sam1 and stream is not None:
-            stream.write("  automatic mask generator: not measured for SAM 1 (ours runs on SAM 2 folders only)\n")
-        elif automask and runtime == "python" and all(k in gates for k in AUTOMASK_GATES):
-            _automask_cases(result, ref, ours, gates, stream)
+        if automask and runtime == "python" and all(k in gates for k in AUTOMASK_GATES):
+            profile = ours.profile
+            # the generators decode three masks per click and read low-res logits
+            if profile.multimask and (profile.family == "sam1" or profile.masks == "low_res_logits"):
+                _automask_cases(result, ref, ours, gates, stream)
+            elif stream is not None:
+                stream.write(
+                    f"  automatic mask generator: not run (the {profile.name} profile's decoder serves one "
+                    "mask per prompt; the generator needs three)\n"
+                )
         files = ours.sessions.files if runtime == "python" else ours.files
         result.files = {
             role: {
@@ -391,14 +397,16 @@ def _automask_cases(result: ParityResult, ref, ours: SAM2OnnxPredictor, gates: d
 
 def layer_sqnr(model_dir: Path, files: dict, image: np.ndarray, stream: TextIO | None) -> dict[str, list]:
     """Per-layer SQNR of each quantized graph against its FP32 file, on ``image`` (and a click)."""
-    from ..checks.equivalence import run_graph
-    from ..checks.sample_inputs import decoder_feed
     from ..core.manifest import GRAPHS
+    from ..precision.calibration import decoder_feeds, encoder_feed
     from ..precision.sqnr import per_layer
 
     fp32 = {role: model_dir / GRAPHS[role][0] for role in GRAPHS}
-    feeds = {"encoder": {"image": preprocess(image)}}
-    feeds["decoder"] = decoder_feed(run_graph(fp32["encoder"], [feeds["encoder"]])[0])
+    profile = manifest_profile(read_manifest(model_dir))
+    feeds = {
+        "encoder": encoder_feed(image, profile),
+        "decoder": decoder_feeds(fp32["encoder"], {"": image}, profile)[0],
+    }
     out = {}
     for role, entry in files.items():
         if entry["precision"] == "int8":

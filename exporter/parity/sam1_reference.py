@@ -35,12 +35,19 @@ def sam1_official_input(image: np.ndarray) -> np.ndarray:
 
 
 class Sam1Reference:
-    """``SamPredictor(model)`` with the engine's reference API."""
+    """``SamPredictor(model)`` with the engine's reference API.
 
-    def __init__(self, model):
+    ``single_mask``: answer ``multimask_output=False`` as ``SamOnnxModel(return_single_mask=True)``
+    does (a ``sam1_single`` folder), with ``select_masks``' rule on SamPredictor's four tokens:
+    score = predicted IoU + (points - 2.5) * [1000, 0, 0, 0], the mask of the highest score, where
+    points counts what the prompt encoder sees (the padding point without a box, two box corners).
+    """
+
+    def __init__(self, model, single_mask: bool = False):
         from segment_anything import SamPredictor
 
         self.predictor = SamPredictor(model)
+        self.single_mask = single_mask
 
     def set_image(self, image: np.ndarray) -> None:
         """image: HxWx3 uint8 RGB."""
@@ -71,10 +78,10 @@ class Sam1Reference:
         mask = None if mask_input is None else np.asarray(mask_input, np.float32)
         batched = (coords is not None and coords.ndim == 3) or (box is not None and box.ndim == 2)
         if not batched:
-            return self.predictor.predict(coords, labels, box, mask, multimask_output, return_logits)
+            return self._predict(coords, labels, box, mask, multimask_output, return_logits)
         count = len(coords) if coords is not None else len(box)
         calls = [
-            self.predictor.predict(
+            self._predict(
                 None if coords is None else coords[i],
                 None if labels is None else labels[i],
                 None if box is None else box[i],
@@ -85,3 +92,15 @@ class Sam1Reference:
             for i in range(count)
         ]
         return tuple(np.stack(parts) for parts in zip(*calls))
+
+    def _predict(self, coords, labels, box, mask, multimask_output: bool, return_logits: bool):
+        """One prompt through SamPredictor.predict (the single-mask rule above if asked)."""
+        if multimask_output or not self.single_mask:
+            return self.predictor.predict(coords, labels, box, mask, multimask_output, return_logits)
+        first = self.predictor.predict(coords, labels, box, mask, False, return_logits)  # token 0
+        rest = self.predictor.predict(coords, labels, box, mask, True, return_logits)  # tokens 1..3
+        masks, scores, low_res = (np.concatenate(parts) for parts in zip(first, rest))
+        points = (0 if coords is None else len(coords)) + (1 if box is None else 2)
+        reweight = np.array([1000, 0, 0, 0], np.float32)
+        best = int(np.argmax(scores.astype(np.float32) + np.float32(points - C.SAM1_SINGLE_POINTS) * reweight))
+        return masks[best : best + 1], scores[best : best + 1], low_res[best : best + 1]

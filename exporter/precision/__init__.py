@@ -117,6 +117,7 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
                 gates["mask_iou_min"],
                 gates.get("iou_band", 0.0),
                 LOGITS_ROOM * gates["logits_max_abs"],
+                variant.io_profile,
             )
             out["int8"]["mask_check"] = {
                 "photos": list(masks.feeds),
@@ -134,7 +135,12 @@ def build_precisions(folder: Path, variant, precisions: list[str], calibration_d
         def calibration(role: str):
             """Static candidates' calibration feeds, made the first time one is tried."""
             if role not in made:
-                made[role] = encoder_feeds(images) if role == "encoder" else decoder_feeds(fp32["encoder"], images)
+                io = variant.io_profile
+                made[role] = (
+                    encoder_feeds(images, io)
+                    if role == "encoder"
+                    else decoder_feeds(fp32["encoder"], images, io, known=masks.features)
+                )
                 out["int8"]["calibration"] = {
                     "source": "bundled" if calibration_dir is None else "--calibration-images",
                     "images": list(images),

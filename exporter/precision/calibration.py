@@ -16,9 +16,11 @@ import numpy as np
 import onnx
 
 from ..checks.equivalence import Feeds, cpu_session
+from ..checks.sam1_inputs import sam1_decoder_feeds
 from ..checks.sample_inputs import SAMPLE_PHOTO, decoder_feed
 from ..core import contract as C
 from ..core.errors import InputError
+from ..runtime import sam1_transforms
 from ..runtime.inputs import read_image
 from ..runtime.transforms import preprocess
 
@@ -41,21 +43,40 @@ def calibration_images(directory: Path | None = None) -> dict[str, np.ndarray]:
     return {p.name: read_image(p) for p in paths}
 
 
-def encoder_feeds(images: dict[str, np.ndarray]) -> list[Feeds]:
-    """One ``image [1, 3, 1024, 1024]`` feed per photo, preprocessed like the runtime does."""
-    return [{"image": preprocess(image)} for image in images.values()]
+def encoder_feed(image: np.ndarray, profile: C.Profile = C.SAMEXPORTER) -> Feeds:
+    """One HxWx3 uint8 photo as ``profile``'s encoder input [1, 3, 1024, 1024], preprocessed
+    like the runtime does (SAM 2: resized to the square; SAM 1: longest side, padded)."""
+    if profile.family == "sam1":
+        return {profile.encoder_inputs[0].name: sam1_transforms.preprocess(image)[0]}
+    return {profile.encoder_inputs[0].name: preprocess(image)}
 
 
-def decoder_feeds(encoder: Path, images: dict[str, np.ndarray]) -> list[Feeds]:
+def encoder_feeds(images: dict[str, np.ndarray], profile: C.Profile = C.SAMEXPORTER) -> list[Feeds]:
+    """One encoder feed per photo (:func:`encoder_feed`)."""
+    return [encoder_feed(image, profile) for image in images.values()]
+
+
+def decoder_feeds(
+    encoder: Path, images: dict[str, np.ndarray], profile: C.Profile = C.SAMEXPORTER, known: dict | None = None
+) -> list[Feeds]:
     """Per photo, the FP32 encoder's features with the sample prompts (a click; then boxes,
-    clicks, padding and mask inputs, see sample_inputs.decoder_feed)."""
-    session = cpu_session(encoder)
-    names = [o.name for o in session.get_outputs()]
+    clicks, padding and mask inputs: sample_inputs.decoder_feed, or sam1_inputs' for SAM 1).
+    ``known``: {photo name: features} already computed by the same encoder (mask_check's),
+    which is most of the time for the large encoders."""
+    session, known = None, known or {}
     feeds = []
-    for feed in encoder_feeds(images):
-        features = dict(zip(names, session.run(None, feed)))
-        masks = np.zeros((1, 3, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32)  # a refinement input
-        feeds += [decoder_feed(features), decoder_feed(features, masks)]
+    for name, image in images.items():
+        features = known.get(name)
+        if features is None:
+            session = session or cpu_session(encoder)
+            names = [o.name for o in session.get_outputs()]
+            features = dict(zip(names, session.run(None, encoder_feed(image, profile))))
+        masks = np.zeros((1, 4, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32)  # a refinement input
+        if profile.family == "sam1":
+            embeddings, hw = features["image_embeddings"], image.shape[:2]
+            feeds += [sam1_decoder_feeds(embeddings, hw), sam1_decoder_feeds(embeddings, hw, masks)]
+        else:
+            feeds += [decoder_feed(features), decoder_feed(features, masks[:, :3])]
     return feeds
 
 
@@ -85,8 +106,10 @@ def minmax_ranges(model_path: Path, tensors: list[str], feeds: list[Feeds]) -> d
     del graph.node[:]
     graph.node.extend(nodes)
     graph.output.extend(outputs)
+    from .int8 import remove_graph, save_like
+
     augmented = model_path.with_name(model_path.name + ".calibrate")
-    onnx.save(model, str(augmented))
+    save_like(model, model_path, augmented)
     del model
     try:
         session = cpu_session(augmented)
@@ -99,7 +122,7 @@ def minmax_ranges(model_path: Path, tensors: list[str], feeds: list[Feeds]) -> d
                 low[t] = min(low[t], float(values[f"{t}__ReduceMin"]))
                 high[t] = max(high[t], float(values[f"{t}__ReduceMax"]))
     finally:
-        augmented.unlink(missing_ok=True)
+        remove_graph(augmented)
     return {t: (low[t], high[t]) for t in tensors}
 
 

@@ -48,6 +48,7 @@ from onnx import numpy_helper
 
 from ..checks.equivalence import Feeds, Outputs, Tolerance, compare, run_graph
 from ..core.errors import ExportError, one_line
+from ..core.manifest import data_file
 from . import kernel_safety
 
 MODES = ("dynamic", "static", "fp32")
@@ -149,8 +150,31 @@ def prepare(src: Path, dst: Path) -> dict:
     graph.node.extend(nodes)
     _drop_unused(graph)
     del graph.value_info[:]  # stale after the rewrite; onnxruntime infers its own
-    onnx.save(model, str(dst))
+    save_like(model, src, dst)
     return counts
+
+
+def save_like(model: onnx.ModelProto, src: Path, dst: Path) -> None:
+    """Save ``model`` (derived from ``src``) as ``dst``, its weights in ``dst``'s external-data
+    file when ``src`` has one: such graphs are over protobuf's 2 GB as one file (ViT-H)."""
+    if not data_file(src).is_file():
+        onnx.save(model, str(dst))
+        return
+    data_file(dst).unlink(missing_ok=True)  # onnx appends to an existing data file
+    onnx.save_model(
+        model,
+        str(dst),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data_file(dst).name,
+        size_threshold=1024,
+    )
+
+
+def remove_graph(path: Path) -> None:
+    """Delete a working graph and its external-data file, if any."""
+    path.unlink(missing_ok=True)
+    data_file(path).unlink(missing_ok=True)
 
 
 def _drop_unused(graph: onnx.GraphProto) -> None:
@@ -412,7 +436,7 @@ def build(
         for key, mode, scheme, step in _candidates(candidates, schemes, float_steps):
             if mode == "fp32":
                 record[key] = {
-                    "bytes": src.stat().st_size,
+                    "bytes": src.stat().st_size + (data_file(src).stat().st_size if data_file(src).is_file() else 0),
                     "comparison": {"ok": True, "failures": []},
                     "accepted": True,
                 }
@@ -439,7 +463,7 @@ def build(
             os.replace(candidate, dst)
         candidate.unlink(missing_ok=True)
     finally:
-        prepared.unlink(missing_ok=True)
+        remove_graph(prepared)
         dst.with_name(f"{dst.name}.candidate").unlink(missing_ok=True)
         root.setLevel(level)
     entry = record[chosen_key]

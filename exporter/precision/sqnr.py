@@ -35,7 +35,9 @@ def layer_outputs(fp32: Path, quantized: Path) -> list[tuple[str, str, str]]:
 
 
 def _with_outputs(path: Path, names: list[str], dst: Path) -> Path:
-    model = onnx.load(str(path))
+    """``path`` with ``names`` as extra outputs, as ``dst`` in the same folder: the structure alone,
+    so that a graph's external-data file (ViT-H's) is read from where it lies, never copied."""
+    model = onnx.load(str(path), load_external_data=False)
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
     onnx.save(model, str(dst))
     return dst

@@ -310,13 +310,14 @@ def build_release(
     refuse_overwrite(out, force)
     say("checking files, weights and parity reports")
     profile = manifest_profile(read_manifest(model_dir))
-    if profile.family == "sam1":  # its own contract, which the page does not serve (web/server.py)
-        browser_eps = ()
-    elif profile.name != C.DEFAULT_PROFILE:  # the .ort check, browser check and card read the default contract
+    family_default = C.default_profile(profile.family).name
+    if profile.name != family_default:  # the .ort check, browser check and card read the default contract
         raise InputError(
             f"{model_dir}: exported with the {profile.name} I/O profile; `release` packages "
-            f"{C.DEFAULT_PROFILE} folders (the {profile.name} files are used as exported)"
+            f"{family_default} folders (the {profile.name} files are used as exported)"
         )
+    if profile.family == "sam1":  # its own contract, which the page does not serve (web/server.py)
+        browser_eps = ()
     if profile.static:  # for ONNX Runtime Mobile; a web page takes the dynamic folder's files
         browser_eps = ()
     if any("external_data" in e for e in read_manifest(model_dir)["files"].values()):

@@ -33,7 +33,7 @@ def release_variant(job: Job, name: str, args) -> None:
     variant = resolve(name)
     folder = args.out / variant.name
     release_dir = args.release_dir / variant.name
-    precisions = ["fp32"] if variant.is_sam1 and args.precision is None else args.precisions  # SAM 1: fp32 only
+    precisions = args.precisions
     ckpt: list[Path] = []
 
     def fetch():
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         help="seeded random weights instead of the official checkpoint (pipeline tests; stamped)",
     )
     ap.add_argument("--seed", type=int, default=0, help="seed for --random-weights")
-    ap.add_argument(
-        "--precision", help="precisions to export, gate and release (default fp32,fp16,int8; SAM 1 variants: fp32)"
-    )
+    ap.add_argument("--precision", help="precisions to export, gate and release (default fp32,fp16,int8)")
     ap.add_argument("--samples", default="all", help="parity photos (comma-separated), 'all' or 'none'")
     ap.add_argument("--kinds", default="all", help="parity prompt kinds (comma-separated), 'all' or 'none'")
     ap.add_argument("--no-automask", dest="automask", action="store_false", help="skip the automask parity cases")

@@ -6,6 +6,7 @@
     masks, scores, logits = predictor.predict(point_coords=[[500, 375]], point_labels=[1])
     records = SAM2OnnxAutomaticMaskGenerator(predictor).generate(image)   # everything, no prompts
     SAM1OnnxPredictor("artifacts/sam_vit_b")       # SAM 1 folders: SamPredictor's API
+    SAM1OnnxAutomaticMaskGenerator("artifacts/sam_vit_b")  # ... and SamAutomaticMaskGenerator's
 
 Never imports torch, torchvision, sam2 or cv2 (a test checks), nor any part of ``exporter``
 that does: only contract, manifest, digests and errors, which use the standard library.
@@ -13,6 +14,7 @@ that does: only contract, manifest, digests and errors, which use the standard l
 
 from .automask import AutomaskParams, SAM2OnnxAutomaticMaskGenerator
 from .predictor import Embedding, SAM2OnnxPredictor
+from .sam1_automask import Sam1AutomaskParams, SAM1OnnxAutomaticMaskGenerator
 from .sam1_predictor import Sam1Embedding, SAM1OnnxPredictor
 from .sessions import PRECISIONS, load_sessions
 
@@ -20,7 +22,9 @@ __all__ = [
     "PRECISIONS",
     "AutomaskParams",
     "Embedding",
+    "SAM1OnnxAutomaticMaskGenerator",
     "SAM1OnnxPredictor",
+    "Sam1AutomaskParams",
     "SAM2OnnxAutomaticMaskGenerator",
     "Sam1Embedding",
     "SAM2OnnxPredictor",

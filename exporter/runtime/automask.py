@@ -118,6 +118,11 @@ class AutomaskParams:
                 if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
                     raise InputError(f"point_grids[{i}] must hold x, y in [0, 1] (fractions of the crop)")
 
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The parameters the official generator takes (the fields, less those it lacks)."""
+        return tuple(cls.__dataclass_fields__)
+
     def grids(self) -> list[np.ndarray]:
         """Normalised [N, 2] points per crop layer."""
         if self.point_grids is not None:
@@ -129,7 +134,7 @@ class AutomaskParams:
 
     def as_dict(self) -> dict:
         """Keyword arguments for SAM2AutomaticMaskGenerator (and for JSON, grids as lists)."""
-        out = asdict(self)
+        out = {k: v for k, v in asdict(self).items() if k in self.names()}
         if self.point_grids is not None:
             out["point_grids"] = [np.asarray(g, dtype=np.float64).tolist() for g in self.point_grids]
         return out
@@ -198,6 +203,11 @@ class SAM2OnnxAutomaticMaskGenerator:
             names are refused.
     """
 
+    official = "SAM2AutomaticMaskGenerator"
+    Params = AutomaskParams  # the official generator's parameters
+    Predictor = SAM2OnnxPredictor  # what a model folder is opened with
+    point_dtype = np.float32  # grid points as the official generator holds them
+
     def __init__(
         self,
         model: str | Path | SAM2OnnxPredictor,
@@ -207,17 +217,16 @@ class SAM2OnnxAutomaticMaskGenerator:
         decoder_batch: int | None = None,
         **params,
     ):
-        unknown = sorted(set(params) - set(AutomaskParams.__dataclass_fields__))
+        unknown = sorted(set(params) - set(self.Params.names()))
         if unknown:
             raise InputError(
-                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(AutomaskParams.__dataclass_fields__)}"
+                f"unknown parameter(s) {', '.join(unknown)}; the official {self.official} takes: "
+                f"{', '.join(self.Params.names())}"
             )
-        self.params = AutomaskParams(**params)
+        self.params = self.Params(**params)
         self.point_grids = self.params.grids()
         self.predictor = (
-            model
-            if isinstance(model, SAM2OnnxPredictor)
-            else SAM2OnnxPredictor(model, precision=precision, threads=threads)
+            model if isinstance(model, self.Predictor) else self.Predictor(model, precision=precision, threads=threads)
         )
         if decoder_batch is None:
             on_cpu = self.predictor.sessions.decoder.get_providers()[0] == "CPUExecutionProvider"
@@ -317,7 +326,7 @@ class SAM2OnnxAutomaticMaskGenerator:
     ) -> _Found:
         """Decode one batch of points and keep the masks that pass every filter."""
         p = self.params
-        points = points.astype(np.float32)  # as torch.as_tensor(float32)
+        points = points.astype(self.point_dtype)
         low_res, iou_preds = self._decode(embedding, points, multimask=p.multimask_output)
         per_point = low_res.shape[1]
         low_res = low_res.reshape(-1, C.LOW_RES_SIZE, C.LOW_RES_SIZE)
@@ -342,7 +351,7 @@ class SAM2OnnxAutomaticMaskGenerator:
         # releases the GIL in the array work): the decoder is idle meanwhile
         chunk = max(1, min(UPSAMPLE_PIXELS // (ch * cw), -(-len(keep) // self.workers)))
         chunks = [keep[s : s + chunk] for s in range(0, len(keep), chunk)]
-        work = partial(self._filter, low_res, iou_preds, points, (ch, cw), crop_box, image_hw)
+        work = partial(self._filter, low_res, iou_preds, points, embedding, crop_box, image_hw)
         found = _Found()
         if len(chunks) > 1 and self.workers > 1:
             with ThreadPoolExecutor(self.workers) as pool:
@@ -359,7 +368,7 @@ class SAM2OnnxAutomaticMaskGenerator:
         low_res: np.ndarray,
         iou_preds: np.ndarray,
         points: np.ndarray,
-        crop_hw: tuple[int, int],
+        embedding,
         crop_box: list[int],
         image_hw: tuple[int, int],
         rows: np.ndarray,
@@ -367,8 +376,7 @@ class SAM2OnnxAutomaticMaskGenerator:
         """Masks ``rows`` of a batch at the crop's size: stability filter, binarisation, boxes,
         crop-edge filter; the survivors as packed bits."""
         p = self.params
-        logits = remove_small_regions(low_res[rows], p.min_mask_region_area)
-        logits = upsample_masks(logits, crop_hw)  # [k, ch, cw] as the official masks
+        logits = self._crop_logits(low_res[rows], embedding)  # [k, ch, cw] as the official masks
         stability = stability_score(logits, p.mask_threshold, p.stability_score_offset)
         if p.stability_score_thresh > 0:
             ok = stability >= p.stability_score_thresh
@@ -386,13 +394,28 @@ class SAM2OnnxAutomaticMaskGenerator:
             [np.packbits(masks[i]) for i in inside],
         )
 
-    def _records(self, found: _Found, boxes: list[list[int]], image_hw: tuple[int, int]) -> list[dict]:
-        h, w = image_hw
+    def _crop_logits(self, low_res: np.ndarray, embedding: Embedding) -> np.ndarray:
+        """[k, 256, 256] low-res logits -> [k, crop H, crop W], as SAM2ImagePredictor returns
+        them (holes and specks of ``min_mask_region_area`` first, as its transforms do)."""
+        logits = remove_small_regions(low_res, self.params.min_mask_region_area)
+        return upsample_masks(logits, embedding.orig_hw)
+
+    @staticmethod
+    def _full_mask(found: _Found, i: int, boxes: list[list[int]], image_hw: tuple[int, int]) -> np.ndarray:
+        """Mask ``i`` of ``found`` in the whole image's frame: [H, W] bool."""
+        x0, y0, x1, y1 = boxes[found.crops[i]]
+        mask = np.zeros(image_hw, bool)
+        mask[y0:y1, x0:x1] = np.unpackbits(found.bits[i], count=(y1 - y0) * (x1 - x0)).reshape(y1 - y0, x1 - x0)
+        return mask
+
+    def _records(
+        self, found: _Found, boxes: list[list[int]], image_hw: tuple[int, int], masks: list | None = None
+    ) -> list[dict]:
+        """The official records of ``found`` (``masks``: their whole-image masks, if made already)."""
         records = []
         for i in range(len(found.boxes)):
             x0, y0, x1, y1 = boxes[found.crops[i]]
-            mask = np.zeros((h, w), bool)
-            mask[y0:y1, x0:x1] = np.unpackbits(found.bits[i], count=(y1 - y0) * (x1 - x0)).reshape(y1 - y0, x1 - x0)
+            mask = self._full_mask(found, i, boxes, image_hw) if masks is None else masks[i]
             segmentation = mask
             if self.params.output_mode != "binary_mask":
                 segmentation = mask_to_rle(mask)

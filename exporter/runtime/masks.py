@@ -1,8 +1,9 @@
-"""Mask arithmetic of SAM 2's automatic mask generator in numpy: stability score, boxes,
-non-maximum suppression, and the small-region clean-up of ``min_mask_region_area``.
+"""Mask arithmetic of the automatic mask generators in numpy: stability score, boxes,
+non-maximum suppression, and the small-region clean-ups of ``min_mask_region_area`` (SAM 2's
+on logits, SAM 1's on the final masks).
 
 Each function follows its official counterpart (``sam2.utils.amg``, torchvision's ``nms``,
-``SAM2Transforms.postprocess_masks``) in float32 where they compute in float32, so the same
+``SAM2Transforms.postprocess_masks``, ``segment_anything.utils.amg``) in float32 where they compute in float32, so the same
 logits give the same decisions.
 """
 
@@ -198,14 +199,14 @@ def _runs(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, starts, ends - 1
 
 
-def small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
-    """[K, H, W] bool -> [K, H, W] bool: the pixels of 8-connected components of at most
-    ``max_area`` pixels, each mask on its own.
+def _components(binary: np.ndarray) -> tuple[np.ndarray, ...]:
+    """8-connected components of [K, H, W] bool as horizontal runs: (row, first column, last
+    column, root run, area per run index), rows counted over K * H; a component's root is its
+    first run in raster order, and ``area[root]`` its pixel count (0 at other indices).
 
-    Components are unions of horizontal runs: runs in neighbouring rows of one mask touch
-    (8-connectivity) when their column spans overlap after widening by one. Runs are joined
-    by vectorised hooking and pointer jumping, areas summed per root, and the small ones
-    painted back.
+    Components are unions of runs: runs in neighbouring rows of one mask touch (8-connectivity)
+    when their column spans overlap after widening by one. Runs are joined by vectorised hooking
+    and pointer jumping, and areas summed per root.
     """
     k, h, w = binary.shape
     rows, x0, x1 = _runs(binary.reshape(k * h, w))
@@ -230,11 +231,43 @@ def small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
         if np.array_equal(parent[a], parent[b]):
             break
     area = np.bincount(parent, weights=x1 - x0 + 1, minlength=len(rows))
-    small = area[parent] <= max_area
+    return rows, x0, x1, parent, area
+
+
+def _paint(shape: tuple[int, int, int], rows, x0, x1) -> np.ndarray:
+    """[K, H, W] bool with the given runs set."""
+    k, h, w = shape
     paint = np.zeros((k * h, w + 1), np.int32)  # +1 at a run's start, -1 past its end
-    np.add.at(paint, (rows[small], x0[small]), 1)
-    np.add.at(paint, (rows[small], x1[small] + 1), -1)
+    np.add.at(paint, (rows, x0), 1)
+    np.add.at(paint, (rows, x1 + 1), -1)
     return (np.cumsum(paint, axis=1)[:, :w] > 0).reshape(k, h, w)
+
+
+def small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
+    """[K, H, W] bool -> [K, H, W] bool: the pixels of 8-connected components of at most
+    ``max_area`` pixels, each mask on its own."""
+    rows, x0, x1, parent, area = _components(binary)
+    small = area[parent] <= max_area
+    return _paint(binary.shape, rows[small], x0[small], x1[small])
+
+
+def fill_small_regions(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, bool]:
+    """SAM 1's clean-up of one [H, W] bool mask (``SamAutomaticMaskGenerator`` with
+    ``min_mask_region_area``, which calls OpenCV): holes (8-connected background components)
+    of fewer than ``min_area`` pixels filled, then islands that small dropped, keeping the
+    largest island (the first in raster order on a tie) when all are that small. Returns the
+    mask and whether either step changed anything."""
+    holes = small_components(~mask[None], min_area - 1)[0]
+    filled = mask | holes
+    rows, x0, x1, parent, area = _components(filled[None])
+    small = area <= min_area - 1
+    small[area == 0] = False  # not roots
+    if not small.any():
+        return filled, bool(holes.any())
+    keep = ~small[parent]
+    if not keep.any():  # every island is small: the largest stays
+        keep = parent == np.argmax(area)
+    return _paint((1, *mask.shape), rows[keep], x0[keep], x1[keep])[0], True
 
 
 def remove_small_regions(logits: np.ndarray, max_area: int, mask_threshold: float = 0.0) -> np.ndarray:

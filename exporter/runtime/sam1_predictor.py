@@ -98,7 +98,8 @@ class SAM1OnnxPredictor:
             point_labels: [N] (or [B, N]): 1 foreground, 0 background, -1 ignored.
             box: [4] (or [B, 4]) XYXY pixels.
             mask_input: [1, 256, 256] (or [B, 1, 256, 256]) low-res logits of an earlier call.
-            multimask_output: tokens 1..3, else token 0 (SamPredictor's two answers).
+            multimask_output: tokens 1..3, else token 0 (SamPredictor's two answers); a ``sam1_single``
+                folder serves False only, with the mask its graph chose.
             return_logits: float32 logits instead of bool masks.
 
         Returns:
@@ -106,13 +107,8 @@ class SAM1OnnxPredictor:
             for one prompt; with a leading B for B prompts (C = 3, or 1 without multimask).
         """
         coords, labels, batched = self._prompts(point_coords, point_labels, box, embedding.orig_hw)
-        masks_in = self._masks(mask_input, len(coords), batched)  # [1 or B, 1, 1, 256, 256]
-        if masks_in is not None and len(masks_in) > 1:  # the graph takes one mask_input per call
-            calls = [self._run(embedding, coords[i : i + 1], labels[i : i + 1], m) for i, m in enumerate(masks_in)]
-            out = [np.concatenate(parts) for parts in zip(*calls)]
-        else:
-            out = self._run(embedding, coords, labels, None if masks_in is None else masks_in[0])
-        tokens = slice(1, None) if multimask_output else slice(0, 1)
+        out = self._calls(embedding, coords, labels, self._masks(mask_input, len(coords), batched))
+        tokens = self._tokens(multimask_output)
         masks, scores, low_res = (o[:, tokens] for o in out)
         if not return_logits:
             masks = masks > self.mask_threshold
@@ -120,15 +116,65 @@ class SAM1OnnxPredictor:
             masks, scores, low_res = masks[0], scores[0], low_res[0]
         return masks, scores, low_res
 
-    def _run(self, embedding: Sam1Embedding, coords, labels, mask) -> list[np.ndarray]:
-        """One decoder call: [L, N, 2], [L, N], [1, 1, 256, 256] or None -> masks, scores, low-res."""
+    def decode_logits(
+        self,
+        embedding: Sam1Embedding,
+        point_coords=None,
+        point_labels=None,
+        box=None,
+        mask_input=None,
+        multimask_output: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Low-res logits and scores without the original-size masks: what the automatic mask
+        generator filters on before it upsamples the masks it keeps.
+
+        Args:
+            embedding, point_coords, point_labels, box, mask_input, multimask_output: as :meth:`decode`,
+                batched ([L, N, 2] points, ...).
+
+        Returns:
+            ``(low_res_logits, scores)``: [L, C, 256, 256] float32 and [L, C] (C = 3, or 1).
+        """
+        coords, labels, batched = self._prompts(point_coords, point_labels, box, embedding.orig_hw)
+        # the graph also upsamples every token's mask to orig_im_size; asking for the resized
+        # frame bounds that (unused) output to 1024 px whatever the photo's size
+        masks_in = self._masks(mask_input, len(coords), batched)
+        _, scores, low_res = self._calls(embedding, coords, labels, masks_in, embedding.input_hw)
+        tokens = self._tokens(multimask_output)
+        return low_res[:, tokens], scores[:, tokens]
+
+    def _tokens(self, multimask_output: bool) -> slice:
+        """Which of the graph's masks a call returns: tokens 1..3 or token 0 of the four; the one
+        mask of a ``sam1_single`` decoder, which serves ``multimask_output=False`` only."""
+        if not self.profile.multimask:
+            if multimask_output:
+                raise InputError(
+                    f"this folder's decoder was exported with --profile {self.profile.name} (return_single_mask=True): "
+                    "one mask per prompt, chosen in the graph; call with multimask_output=False"
+                )
+            return slice(0, 1)
+        return slice(1, None) if multimask_output else slice(0, 1)
+
+    def _calls(self, embedding: Sam1Embedding, coords, labels, masks_in, out_hw=None) -> list[np.ndarray]:
+        """Decoder calls for B prompts: [B, N, 2], [B, N], [1 or B, 1, 1, 256, 256] or None ->
+        masks, scores, low-res, each [B, 4, ...]."""
+        if masks_in is not None and len(masks_in) > 1:  # the graph takes one mask_input per call
+            calls = [
+                self._run(embedding, coords[i : i + 1], labels[i : i + 1], m, out_hw) for i, m in enumerate(masks_in)
+            ]
+            return [np.concatenate(parts) for parts in zip(*calls)]
+        return self._run(embedding, coords, labels, None if masks_in is None else masks_in[0], out_hw)
+
+    def _run(self, embedding: Sam1Embedding, coords, labels, mask, out_hw=None) -> list[np.ndarray]:
+        """One decoder call: [L, N, 2], [L, N], [1, 1, 256, 256] or None -> masks (at ``out_hw``,
+        default the original size), scores, low-res."""
         feeds = {
             "image_embeddings": embedding.image_embeddings,
             "point_coords": coords,
             "point_labels": labels,
             "mask_input": np.zeros((1, 1, C.LOW_RES_SIZE, C.LOW_RES_SIZE), np.float32) if mask is None else mask,
             "has_mask_input": np.array([0.0 if mask is None else 1.0], np.float32),
-            C.ORIG_SIZE: np.asarray(embedding.orig_hw, np.float32),
+            C.ORIG_SIZE: np.asarray(out_hw or embedding.orig_hw, np.float32),
         }
         return self.sessions.decoder.run(None, feeds)
 

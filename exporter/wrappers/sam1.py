@@ -26,12 +26,14 @@ class Sam1Encoder(nn.Module):
         return self.image_encoder(input_image)
 
 
-def sam1_decoder(sam: nn.Module) -> nn.Module:
+def sam1_decoder(sam: nn.Module, single_mask: bool = False) -> nn.Module:
     """The official ONNX decoder: forward(image_embeddings [1, 256, 64, 64], point_coords [L, N, 2],
     point_labels [L, N], mask_input [1, 1, 256, 256], has_mask_input [1], orig_im_size [2]) ->
     masks [L, 4, H, W] logits at the original size, iou_predictions [L, 4], low_res_masks
     [L, 4, 256, 256]. Every token's mask (``return_single_mask=False``): the runtime picks
-    tokens 1..3 or 0 as ``SamPredictor`` does for ``multimask_output``."""
+    tokens 1..3 or 0 as ``SamPredictor`` does for ``multimask_output``. ``single_mask``: the
+    official ``return_single_mask=True`` (the ``sam1_single`` profile), one mask per prompt
+    ([L, 1, ...]) chosen by ``SamOnnxModel.select_masks``."""
     from segment_anything.utils.onnx import SamOnnxModel
 
     class Sam1OnnxDecoder(SamOnnxModel):
@@ -47,4 +49,4 @@ def sam1_decoder(sam: nn.Module) -> nn.Module:
             size = orig_im_size.to(torch.int64)
             return F.interpolate(masks, size=(size[0], size[1]), mode="bilinear", align_corners=False)
 
-    return Sam1OnnxDecoder(sam, return_single_mask=False)
+    return Sam1OnnxDecoder(sam, return_single_mask=single_mask)

@@ -188,6 +188,24 @@ def test_automatic_mask_generator_matches_sam_automatic_mask_generator(pair, tmp
     assert len(reference) >= gates["automask_min_masks"] and metrics["automask_masks_matched"] == len(reference)
     assert metrics["same_prompt_and_crop"] == len(reference)  # float64 grid points, as the official records
     assert [set(r) for r in mine] == [set(r) for r in reference]
+    # min_mask_region_area (the official clean-up needs OpenCV, absent here): every kept mask has
+    # no hole and no island under the area, and its record's area and box are the cleaned mask's
+    from skimage.measure import label
+
+    from exporter.runtime import SAM1OnnxAutomaticMaskGenerator
+    from exporter.runtime.masks import mask_boxes
+
+    open_filters = dict(points_per_side=4, pred_iou_thresh=0, stability_score_thresh=0)
+    cleaned = SAM1OnnxAutomaticMaskGenerator(pair[1], min_mask_region_area=400, **open_filters).generate(image)
+    assert cleaned
+    for r in cleaned:
+        mask = r["segmentation"]
+        islands = np.bincount(label(mask, connectivity=2).ravel())[1:]
+        holes = np.bincount(label(~mask, connectivity=2).ravel())[1:]
+        assert len(islands) == 1 or islands.min() >= 400, sorted(islands)[:3]  # all small: the largest stays
+        assert holes.size == 0 or holes.min() >= 400, sorted(holes)[:3]
+        x0, y0, x1, y1 = mask_boxes(mask[None])[0]
+        assert r["area"] == mask.sum() and r["bbox"] == [x0, y0, x1 - x0, y1 - y0]
     out = tmp_path / "masks.json"
     folder = pair[1].model_dir
     photo = tmp_path / "chelsea.png"

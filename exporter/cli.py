@@ -251,6 +251,11 @@ def random_checkpoint(variant: str, seed: int, out: Path, force: bool) -> None:
     help="Keep each graph's weights in <file>.data beside it (ONNX external data), fp32 only; "
     "always so for a graph over protobuf's 2 GB (ViT-H's encoder).",
 )
+@click.option(
+    "--no-video",
+    is_flag=True,
+    help="Skip the video tracking graphs (memory_attention.onnx ...; SAM 2, default profile only).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def export(
     variant: str,
@@ -266,13 +271,15 @@ def export(
     profile: str,
     static_shapes: str | None,
     external_data: bool,
+    no_video: bool,
     force: bool,
 ) -> None:
     """Export VARIANT's encoder and decoder graphs, checked, simplified and verified.
 
     Writes OUT/<variant>/encoder.onnx, decoder.onnx and manifest.json (alias `tiny` writes
     sam2.1_hiera_tiny/), plus encoder.fp16.onnx ... for each --precision asked for, each
-    checked against the FP32 graph. Built in a hidden staging folder and renamed into place.
+    checked against the FP32 graph, and for SAM 2 the video graphs (docs/video.md). Built in a
+    hidden staging folder and renamed into place.
     """
     from .core.variants import resolve
     from .export.pipeline import export_variant
@@ -295,13 +302,15 @@ def export(
         profile=profile,
         static_shapes=None if static_shapes is None else parse_static_shapes(static_shapes),
         external_data=external_data,
+        video=not no_video,
     )
     click.echo(f"{result.folder}: exported in {sum(result.seconds.values()):.1f} s")
-    for name, entry in result.manifest["files"].items():
-        click.echo(f"  {name:<18} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")
+    video = result.manifest.get("video", {}).get("files", {})
+    for name, entry in {**result.manifest["files"], **video}.items():
+        click.echo(f"  {name:<22} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")
         if "external_data" in entry:  # its weights beside it
             data = entry["external_data"]
-            click.echo(f"  {data['file']:<18} {data['bytes'] / 1e6:8.1f} MB  sha256 {data['sha256']}")
+            click.echo(f"  {data['file']:<22} {data['bytes'] / 1e6:8.1f} MB  sha256 {data['sha256']}")
 
 
 def _parse_point(text: str) -> tuple[float, float, int]:
@@ -440,6 +449,81 @@ def serve(model_dir: Path, port: int, host: str, precision: str, graph_format: s
         click.echo("stopped")
     finally:
         server.server_close()
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option(
+    "--point",
+    "points",
+    multiple=True,
+    metavar="F:OBJ:X,Y[:LABEL]",
+    help="A click on frame F for object OBJ in video pixels; LABEL 1 foreground (default), 0 background. "
+    "Repeatable (several on one frame and object form one prompt).",
+)
+@click.option(
+    "--box",
+    "boxes",
+    multiple=True,
+    metavar="F:OBJ:X0,Y0,X1,Y1",
+    help="A box on frame F for object OBJ in video pixels. Repeatable.",
+)
+@click.option(
+    "--reverse",
+    is_flag=True,
+    help="Track backward, from the last prompted frame to frame 0.  [default: forward from the first]",
+)
+@click.option("--precision", default="fp32", show_default=True, help="Which exported encoder to use.")
+@click.option("--threads", type=int, help="onnxruntime intra-op threads (default: all cores).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write masks/<obj>/<frame>.png, overlay.gif and track.json into.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def track(
+    model_dir: Path,
+    video: Path,
+    points,
+    boxes,
+    reverse: bool,
+    precision: str,
+    threads: int | None,
+    out: Path,
+    force: bool,
+) -> None:
+    """Track objects through VIDEO (a folder of JPEG frames named by index, or a video file
+    such as an MP4) with MODEL_DIR's video graphs (no torch involved).
+
+    Writes one mask PNG per object and frame, an overlay clip (GIF) and track.json.
+    """
+    from tqdm import tqdm
+
+    from .runtime.video_outputs import parse_prompts, track_to_files
+    from .runtime.video_predictor import SAM2OnnxVideoPredictor
+
+    prompts = parse_prompts(list(points), list(boxes))  # InputError: one line, exit 1
+    refuse_overwrite(out, force)
+    predictor = SAM2OnnxVideoPredictor(model_dir, precision=precision, threads=threads)
+    summary = track_to_files(
+        predictor,
+        video,
+        prompts,
+        out,
+        reverse=reverse,
+        force=force,
+        progress=lambda total: tqdm(total=total, unit="frame", desc="track", leave=False),
+        source=str(video),
+    )
+    for obj, frames in summary["objects"].items():
+        seen = sum(1 for f in frames.values() if f["area"])
+        click.echo(f"object {obj}: in {seen} of {summary['tracked_frames']} tracked frames")
+    click.echo(
+        f"{summary['tracked_frames']} frames ({summary['direction']} from frame {summary['start_frame']}) "
+        f"in {summary['seconds']:.1f} s -> {out}/"
+    )
 
 
 def _load_grids(path: Path | None):
@@ -625,6 +709,20 @@ def automask(
     type=click.Path(file_okay=False, path_type=Path),
     help="Where parity.json / parity.html go.  [default: MODEL_DIR]",
 )
+@click.option(
+    "--video",
+    is_flag=True,
+    help="Also compare video tracking with the official SAM2VideoPredictor on a clip built from the "
+    "bundled photos (parity.video.json / .html; SAM 2 folders with video graphs). "
+    "With --samples none, only that.",
+)
+@click.option(
+    "--video-frames",
+    type=click.IntRange(8, 1000),
+    default=40,
+    show_default=True,
+    help="Frames of the --video clip (the official predictor costs ~10 s a frame on 2 cores).",
+)
 def parity(
     model_dir: Path,
     checkpoint: Path | None,
@@ -637,6 +735,8 @@ def parity(
     automask: bool,
     runtime: str,
     report_dir: Path | None,
+    video: bool,
+    video_frames: int,
 ) -> None:
     """Compare MODEL_DIR's artifacts with the official PyTorch SAM 2 on real photos.
 
@@ -654,10 +754,10 @@ def parity(
     if seed is not None and not random_weights:
         raise click.UsageError("--seed only applies to --random-weights")
     names, kind_list = parse_samples(samples), parse_kinds(kinds)  # InputError: one line, exit 1
-    if not names and not images:
-        raise click.UsageError("no images: give --samples or --images")
+    if not names and not images and not video:
+        raise click.UsageError("no images: give --samples or --images (or --video)")
     failed = []
-    for prec in [p for p in precision.split(",") if p]:
+    for prec in [p for p in precision.split(",") if p] if names or images else []:
         where = "" if runtime == "python" else ", in the browser"
         click.echo(f"parity {model_dir} ({prec}{where}) vs the official predictor", err=True)
         result = run_parity(
@@ -680,8 +780,29 @@ def parity(
         for line in result.failures():
             click.echo(f"  {line}", err=True)
         failed += [f"{prec} {line}" for line in result.failures()]
+    if video:
+        failed += _video_parity(model_dir, video_frames, checkpoint, seed, report_dir)
     if failed:
         raise ParityFailed(f"{len(failed)} parity failure(s), first: {failed[0]}")
+
+
+def _video_parity(model_dir: Path, frames: int, checkpoint, seed, report_dir) -> list[str]:
+    from .parity.video import run_video_parity
+    from .parity.video_report import record_video_parity, write_video_report
+
+    click.echo(f"video parity {model_dir} ({frames} frames) vs the official SAM2VideoPredictor", err=True)
+    result = run_video_parity(model_dir, frames, checkpoint=checkpoint, seed=seed)
+    json_path, html_path = write_video_report(result, report_dir or model_dir)
+    record_video_parity(model_dir, result, json_path)
+    worst = result.worst
+    click.echo(
+        f"video: {'PASS' if result.passed else 'FAIL'}  {len(result.rows)} object-frames, worst IoU "
+        f"{worst['video_iou_min']:.6f}, object score {worst['video_object_score_abs']:.1e}, pointer rel L2 "
+        f"{worst['video_obj_ptr_rel_l2']:.1e}, {result.seconds:.0f} s -> {html_path}"
+    )
+    for line in result.failures():
+        click.echo(f"  {line}", err=True)
+    return [f"video {line}" for line in result.failures()]
 
 
 @cli.command()

@@ -24,6 +24,7 @@ from exporter.core import contract as C
 from exporter.core import manifest as M
 from exporter.core.digests import sha256_file
 from exporter.core.variants import resolve, sam2_variants
+from exporter.core.video_contract import VIDEO_GRAPHS
 from exporter.export.onnx_steps import io_of, simplify_verified
 from exporter.export.pipeline import export_variant
 from exporter.wrappers import ImageEncoder, PromptDecoder
@@ -92,7 +93,8 @@ def test_manifest_and_metadata(exported):
     folder = exported("tiny")
     manifest = M.read_manifest(folder)
     M.verify_files(folder, manifest)
-    assert sorted(os.listdir(folder)) == sorted([C.ENCODER_FILE, C.DECODER_FILE, M.MANIFEST_FILE])
+    video = [file for file, _, _ in VIDEO_GRAPHS.values()]  # beside the image files (test_video_graphs.py)
+    assert sorted(os.listdir(folder)) == sorted([C.ENCODER_FILE, C.DECODER_FILE, M.MANIFEST_FILE, *video])
     assert manifest["variant"]["name"] == "sam2.1_hiera_tiny"
     assert manifest["opset"] == 17
     assert set(manifest["versions"]) >= {"sam2", "torch", "onnx", "onnxruntime", "onnxsim"}

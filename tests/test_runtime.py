@@ -189,6 +189,12 @@ from exporter.runtime import SAM2OnnxAutomaticMaskGenerator
 records = SAM2OnnxAutomaticMaskGenerator(p, points_per_side=2, pred_iou_thresh=0, stability_score_thresh=0,
                                          output_mode="coco_rle").generate(np.zeros((60, 80, 3), np.uint8))
 assert records and all(isinstance(r["segmentation"]["counts"], str) for r in records)
+from exporter.runtime.video_predictor import SAM2OnnxVideoPredictor
+v = SAM2OnnxVideoPredictor({str(exported("tiny"))!r})
+state = v.init_state([np.zeros((60, 80, 3), np.uint8)] * 2)
+v.add_new_points_or_box(state, 0, 1, points=[[10, 20]], labels=[1])
+tracked = list(v.propagate_in_video(state))
+assert [f for f, _, _ in tracked] == [0, 1] and tracked[1][2].shape == (1, 1, 60, 80)
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "sam2", "cv2"))
 assert not loaded, loaded
 print("ok")

@@ -212,6 +212,24 @@ def build_model(variant: Variant) -> torch.nn.Module:
     return build_sam2(variant.sam2_config, None, device="cpu", mode="eval")
 
 
+def video_predictor(variant: Variant, model: torch.nn.Module) -> torch.nn.Module:
+    """The official SAM2VideoPredictor for ``variant`` (build_sam2_video_predictor's defaults:
+    stability fallback, clicks binarized for the memory encoder, fill_hole_area 8) holding
+    ``model``'s weights, on CPU in eval mode. The image model and the video predictor share one
+    state dict: every key must load."""
+    if variant.is_sam1:
+        raise CheckpointError(f"{variant.name}: SAM 1 has no video predictor")
+    import warnings
+
+    from sam2.build_sam import build_sam2_video_predictor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sam2 warns that its CUDA extension is absent (CPU)
+        predictor = build_sam2_video_predictor(variant.sam2_config, None, device="cpu", mode="eval")
+    predictor.load_state_dict(model.state_dict(), strict=True)
+    return predictor.eval()
+
+
 def _mismatch_summary(model_sd: StateDict, sd: StateDict) -> str:
     missing = sorted(set(model_sd) - set(sd))
     extra = sorted(set(sd) - set(model_sd))

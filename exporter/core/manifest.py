@@ -211,10 +211,12 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def verify_files(folder: Path, manifest: dict, names: list[str] | None = None) -> None:
-    """Check size then sha256 of each listed file (all by default); IntegrityError names the first bad one."""
-    for name in names if names is not None else list(manifest["files"]):
-        entry = manifest["files"].get(name)
+def verify_files(folder: Path, manifest: dict, names: list[str] | None = None, entries: dict | None = None) -> None:
+    """Check size then sha256 of each listed file (all by default); IntegrityError names the first bad one.
+    ``entries``: the file entries to read instead of the manifest's ``files`` (e.g. its ``video`` part's)."""
+    entries = manifest["files"] if entries is None else entries
+    for name in names if names is not None else list(entries):
+        entry = entries.get(name)
         if entry is None:
             raise ManifestError(f"{folder}: manifest lists no file {name}")
         _verify_file(Path(folder) / name, entry)

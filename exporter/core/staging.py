@@ -7,6 +7,7 @@ at the final path, and the next export removes staging folders whose process is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -83,4 +84,18 @@ def write_text_atomic(path: Path, text: str | bytes) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def staged(out: Path, force: bool):
+    """``with staged(out, force) as staging:`` write into ``staging``; on success it becomes
+    ``out`` (replacing it only with ``force``), on any failure it is removed."""
+    out = Path(out)
+    staging = staging_dir(out.parent, out.name)
+    try:
+        yield staging
+        publish(staging, out, force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise

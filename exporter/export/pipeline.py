@@ -32,11 +32,13 @@ from ..core import manifest as M
 from ..core.errors import CheckpointError, ExportError, InputError, refuse_overwrite
 from ..core.staging import publish, staging_dir
 from ..core.variants import Variant
+from ..core.video_contract import VIDEO
 from ..precision import build_precisions, check_settings, parse_precisions
 from ..precision import steps as precision_steps
 from . import onnx_steps as G
 from .current import quantization_settings
 from .large_graphs import gather, has_external_data
+from .video_graphs import finish_video, trace_video
 
 MIN_OPSET = 16  # the oldest opset this toolkit supports and tests
 MAX_OPSET = 20  # the newest the TorchScript exporter of torch 2.14 can emit
@@ -98,6 +100,7 @@ def export_variant(
     profile: str | None = None,
     static_shapes: tuple[int, int] | None = None,
     external_data: bool = False,
+    video: bool = True,
     stream: TextIO | None = sys.stderr,
 ) -> ExportResult:
     """Export ``variant`` with the weights of ``checkpoint`` or random weights from ``seed``.
@@ -111,6 +114,8 @@ def export_variant(
     Mobile's NNAPI / CoreML / XNNPACK; written to ``<variant>[-<profile>]-static-LxN/``.
     ``external_data``: every graph's weights in ``<file>.data`` beside it (large_graphs.py), as
     a graph over protobuf's 2 GB (ViT-H's encoder) always has them; fp32 only.
+    ``video``: also the video graphs (export/video_graphs.py) for SAM 2 variants in the default
+    dynamic profile; other profiles, static shapes and SAM 1 have none.
 
     Returns the final folder, its manifest and the seconds per step. Raises ExportError
     (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
@@ -150,6 +155,9 @@ def export_variant(
     # load, trace, check, stamp, stamp + manifest, publish; a reference run and two simplify steps;
     # a static export's mobile rewrites (and its reference run without simplify)
     steps = 6 + (3 if simplify else 0) + ((1 if simplify else 2) if io.static else 0)
+    # the video graphs: traced and checked, then simplified (verified) and stamped
+    video = {} if video and not variant.is_sam1 and io.name == C.DEFAULT_PROFILE and not io.static else None
+    steps += 2 if video is not None else 0
     progress = _Progress(steps + precision_steps(precisions, variant), stream)
     staging = staging_dir(out, folder_name)
     try:
@@ -164,6 +172,7 @@ def export_variant(
             calibration_images,
             io,
             external_data,
+            video,
             progress,
         )
         with progress.step("publish") as s:
@@ -186,6 +195,7 @@ def _export_into(
     calibration_images,
     io: C.Profile,
     external_data: bool,
+    video: dict | None,
     progress,
 ) -> None:
     from ..checkpoints.loading import load_checkpoint, random_model
@@ -202,7 +212,7 @@ def _export_into(
     if variant.is_sam1:
         _trace_sam1(held, raw, opset, io, progress)
     else:
-        _trace_sam2(held, raw, opset, io, fast, progress)
+        _trace_sam2(held, raw, opset, io, fast, progress, variant, video)
     gc.collect()
     with progress.step("check graphs") as s:
         for path in raw.values():
@@ -213,11 +223,12 @@ def _export_into(
         if any(has_external_data(path) for path in raw.values()):
             s["detail"] += "; weights of " + ", ".join(r for r, p in raw.items() if has_external_data(p))
             s["detail"] += " in external-data files"
-    _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, calibration_images, io, progress)
+    _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, calibration_images, io, progress, video)
 
 
-def _trace_sam2(held: list, raw: dict, opset: int, io: C.Profile, fast: bool, progress) -> None:
-    """SAM 2's encoder and the profile's decoder (wrappers/encoder.py, decoder.py, profiles.py)."""
+def _trace_sam2(held: list, raw: dict, opset: int, io: C.Profile, fast: bool, progress, variant, video) -> None:
+    """SAM 2's encoder and the profile's decoder (wrappers/encoder.py, decoder.py, profiles.py);
+    into ``video`` (unless None) the traced video graphs and their settings (video_graphs.py)."""
     import torch
 
     from ..wrappers import ImageEncoder, ProfileDecoder, PromptDecoder
@@ -244,8 +255,13 @@ def _trace_sam2(held: list, raw: dict, opset: int, io: C.Profile, fast: bool, pr
             G.trace(decoder.eval(), args, raw["decoder"], "decoder", opset, io)
         s["detail"] = f"{swapped} modules in fast export form" if fast else "plain sam2 modules (--plain-graphs)"
         s["detail"] += f", {mobile} in mobile form" if mobile else ""
-        del model, args, decoder  # after the forms are undone: they hold the model's modules until then
-        gc.collect()
+        del args, decoder  # after the forms are undone: they hold the model's modules until then
+    if video is not None:
+        with progress.step("trace video graphs") as s:
+            video["raw"], video["settings"] = trace_video(model, variant, raw["encoder"].parent, opset)
+            s["detail"] = ", ".join(video["raw"])
+    del model
+    gc.collect()
 
 
 def _trace_sam1(held: list, raw: dict, opset: int, io: C.Profile, progress) -> None:
@@ -277,7 +293,7 @@ def _trace_sam1(held: list, raw: dict, opset: int, io: C.Profile, progress) -> N
         del model, args
 
 
-def _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, calibration_images, io, progress):
+def _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, calibration_images, io, progress, video):
     """Reference run, simplification (verified), mobile rewrites, precisions, stamps, manifest."""
     from ..wrappers.fast_forms import FORM_NAMES
 
@@ -317,6 +333,16 @@ def _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, c
             )
             files[file] = M.file_entry(staging / file, role, "fp32")
         s["detail"] = ", ".join(_size_text(f, e) for f, e in files.items())
+    if video is not None:
+        with progress.step("simplify video graphs") as s:
+            video_part = finish_video(
+                staging,
+                video["raw"],
+                runs["encoder"][1][0] if simplify else None,
+                video["settings"],
+                lambda role, applied: _provenance(variant, role, weights, opset, applied, "fp32", VIDEO),
+            )
+            s["detail"] = ", ".join(_size_text(f, e) for f, e in video_part["files"].items())
     derived = build_precisions(staging, variant, precisions, calibration_images, progress.step)
     with progress.step("stamp + write manifest") as s:
         for file, (role, precision) in derived.pop("new_files").items():
@@ -340,7 +366,8 @@ def _finish(staging, variant, raw, weights, opset, simplify, fast, precisions, c
                 rewrites,
                 derived,
                 io,
-            ),
+            )
+            | ({"video": video_part} if video is not None else {}),
         )
         s["detail"] = f"{len(files)} graphs: " + ", ".join(_size_text(f, e) for f, e in files.items())
 

@@ -117,6 +117,17 @@ def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: in
     """The official predictor with the artifacts' weights (from a checkpoint, a seed, or the
     manifest's own random seed); refuses weights whose digest differs from the manifest's.
     SAM 1 variants get ``SamPredictor`` behind the same API (parity/sam1_reference.py)."""
+    model, source = reference_model(manifest, checkpoint, seed)
+    if resolve(manifest["variant"]["name"]).is_sam1:
+        return Sam1Reference(model, single_mask=not manifest_profile(manifest).multimask), source
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    return SAM2ImagePredictor(model), source
+
+
+def reference_model(manifest: dict, checkpoint: Path | None = None, seed: int | None = None):
+    """(the official model with the artifacts' weights, its WeightsSource); ParityError when the
+    weights' digest differs from the manifest's (see reference_predictor)."""
     from ..checkpoints.loading import load_checkpoint, random_model
 
     variant, recorded = resolve(manifest["variant"]["name"]), manifest["weights"]
@@ -135,11 +146,7 @@ def reference_predictor(manifest: dict, checkpoint: Path | None = None, seed: in
             f"were exported from {recorded['state_dict_sha256'][:12]}; parity against "
             "different weights is refused"
         )
-    if variant.is_sam1:
-        return Sam1Reference(model, single_mask=not manifest_profile(manifest).multimask), source
-    from sam2.sam2_image_predictor import SAM2ImagePredictor
-
-    return SAM2ImagePredictor(model), source
+    return model, source
 
 
 def _reference_input(ref, image: np.ndarray) -> np.ndarray:

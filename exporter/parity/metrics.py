@@ -28,6 +28,10 @@ GATES = {
     "automask_area_rel_max": ("automask_area_rel_max", "max"),
     "automask_score_abs": ("automask_score_abs", "max"),
     "automask_masks_matched": ("automask_min_masks", "min"),  # a comparison of almost nothing is no pass
+    # video tracking vs SAM2VideoPredictor (parity/video.py), worst over objects and frames
+    "video_iou_min": ("video_iou_min", "min"),
+    "video_object_score_abs": ("video_object_score_abs", "max"),
+    "video_obj_ptr_rel_l2": ("video_obj_ptr_rel_l2", "max"),
 }
 
 

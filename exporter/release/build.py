@@ -387,7 +387,9 @@ def build_release(
         local = {
             p: e | {"report": parity[p]["report"]} if p in parity else e for p, e in manifest.get("parity", {}).items()
         }
-        write_manifest(staging, manifest | {"parity": local, "release": release})
+        # the video graphs are not released yet: their part would name files the folder lacks
+        image_only = {k: v for k, v in manifest.items() if k not in ("video", "parity_video")}
+        write_manifest(staging, image_only | {"parity": local, "release": release})
         write_sums(staging)
         publish(staging, out, force)
     except BaseException:

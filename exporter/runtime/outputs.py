@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..core.staging import publish, staging_dir
+from ..core.staging import staged
 from .overlay import overlay
 from .predictor import SAM2OnnxPredictor
 
@@ -49,8 +48,7 @@ def predict_to_files(
     best = scores.argmax(axis=1)
 
     out = Path(out)
-    staging = staging_dir(out.parent, out.name)
-    try:
+    with staged(out, force) as staging:
         files = []
         for p, per_prompt in enumerate(masks):
             for c, mask in enumerate(per_prompt):
@@ -79,10 +77,6 @@ def predict_to_files(
             "files": files + [OVERLAY_FILE, RESULT_FILE],
         }
         (staging / RESULT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        publish(staging, out, force)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return summary
 
 

@@ -8,6 +8,21 @@ from torch import nn
 from ..core.contract import LOW_RES_SIZE
 
 
+def embed_prompts(pe: nn.Module, point_coords, point_labels, mask_input, has_mask_input):
+    """PromptEncoder.forward as the predictors call it, branch-free: points [L, N, 2] / labels
+    [L, N], mask_input [L, 1, 256, 256] used where has_mask_input [L] is 1 ->
+    sparse [L, N + 1, 256], dense [L, 256, 64, 64]."""
+    # The predictors pass boxes as corner points and boxes=None, so the prompt encoder
+    # always appends one (0, 0) padding point with label -1: pad=True does exactly that.
+    sparse = pe._embed_points(point_coords, point_labels, pad=True)
+    # mask_input or the learned "no mask" embedding, chosen by multiplying instead of an
+    # `if`, so one graph serves both (0 * finite == 0 exactly, so each case is exact).
+    has = has_mask_input.reshape(-1, 1, 1, 1)
+    no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    dense = has * pe.mask_downscaling(mask_input) + (1.0 - has) * no_mask
+    return sparse, dense
+
+
 class PromptDecoder(nn.Module):
     """Prompt encoder + mask decoder with every branch turned into arithmetic.
 
@@ -33,15 +48,7 @@ class PromptDecoder(nn.Module):
     def forward(
         self, image_embed, high_res_feats_0, high_res_feats_1, point_coords, point_labels, mask_input, has_mask_input
     ):
-        pe = self.prompt_encoder
-        # The predictor passes boxes as corner points and boxes=None, so the prompt encoder
-        # always appends one (0, 0) padding point with label -1: pad=True does exactly that.
-        sparse = pe._embed_points(point_coords, point_labels, pad=True)
-        # mask_input or the learned "no mask" embedding, chosen by multiplying instead of an
-        # `if`, so one graph serves both (0 * finite == 0 exactly, so each case is exact).
-        has = has_mask_input.reshape(-1, 1, 1, 1)
-        no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        dense = has * pe.mask_downscaling(mask_input) + (1.0 - has) * no_mask
+        sparse, dense = embed_prompts(self.prompt_encoder, point_coords, point_labels, mask_input, has_mask_input)
         all_masks, all_iou, _, _ = self.mask_decoder.predict_masks(
             image_embeddings=image_embed,
             image_pe=self.dense_pe,

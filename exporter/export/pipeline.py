@@ -115,7 +115,7 @@ def export_variant(
     ``external_data``: every graph's weights in ``<file>.data`` beside it (large_graphs.py), as
     a graph over protobuf's 2 GB (ViT-H's encoder) always has them; fp32 only.
     ``video``: also the video graphs (export/video_graphs.py) for SAM 2 variants in the default
-    dynamic profile; other profiles, static shapes and SAM 1 have none.
+    dynamic profile; other profiles, static shapes, external-data exports and SAM 1 have none.
 
     Returns the final folder, its manifest and the seconds per step. Raises ExportError
     (bad opset, unwritable output, a graph failing its checks), CheckpointError (unreadable or
@@ -156,7 +156,9 @@ def export_variant(
     # a static export's mobile rewrites (and its reference run without simplify)
     steps = 6 + (3 if simplify else 0) + ((1 if simplify else 2) if io.static else 0)
     # the video graphs: traced and checked, then simplified (verified) and stamped
-    video = {} if video and not variant.is_sam1 and io.name == C.DEFAULT_PROFILE and not io.static else None
+    # (not with --external-data yet: the video graphs would not follow its layout)
+    plain = io.name == C.DEFAULT_PROFILE and not io.static and not external_data
+    video = {} if video and not variant.is_sam1 and plain else None
     steps += 2 if video is not None else 0
     progress = _Progress(steps + precision_steps(precisions, variant), stream)
     staging = staging_dir(out, folder_name)
